@@ -1,0 +1,54 @@
+//! Errors raised by state stores.
+
+/// Result of a store operation.
+pub type StateResult<T> = Result<T, StateError>;
+
+/// What went wrong in a state store, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// RocksDB refused an operation.
+    #[error("RocksDB store `{store}`: {source}")]
+    RocksDb {
+        /// The store's name.
+        store: String,
+        /// RocksDB's error.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// A file-system operation on the state directory failed.
+    #[error("state directory {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the lock on the state directory.
+    #[error("state directory {path} is locked by another process (pid {holder}); give each instance its own `state.dir`")]
+    Locked {
+        /// The locked directory.
+        path: std::path::PathBuf,
+        /// The process id that holds it, as written in the lock file.
+        holder: String,
+    },
+    /// The store was used after `close`.
+    #[error("store `{0}` is closed")]
+    Closed(String),
+    /// Stored bytes do not have the layout this store writes (damaged or foreign data).
+    #[error("store `{store}` holds malformed data: {detail}")]
+    Corrupt {
+        /// The store's name.
+        store: String,
+        /// What was malformed.
+        detail: String,
+    },
+    /// The changelog could not be written or read.
+    #[error("changelog of store `{store}`: {detail}")]
+    Changelog {
+        /// The store's name.
+        store: String,
+        /// What failed.
+        detail: String,
+    },
+}

@@ -1,0 +1,242 @@
+//! The byte-level store traits every backend and layer implements, and the description of a store
+//! ([`StoreSpec`]) that the topology hands to [`open_store`](crate::open_store) to build its layer stack.
+//!
+//! Conventions, as in Kafka Streams:
+//! - a `None` value is a delete (a tombstone in the changelog);
+//! - key ranges are inclusive at both ends and ordered by the unsigned bytes of the key;
+//! - window stores key their entries by (key, window start); session stores by (key, start, end).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use crate::error::StateResult;
+
+/// A key and a value, as bytes.
+pub type KeyValueBytes = (Vec<u8>, Vec<u8>);
+
+/// An iterator over key-value pairs of a store, in key order.
+pub type KeyValueIter<'a> = Box<dyn Iterator<Item = StateResult<KeyValueBytes>> + 'a>;
+
+/// What every store is, whatever its shape.
+pub trait StateStore: Send {
+    /// The store's name, unique within a topology.
+    fn name(&self) -> &str;
+    /// Whether the store keeps its data on disk across restarts.
+    fn persistent(&self) -> bool;
+    /// Makes buffered writes durable (RocksDB memtables, caches forward their dirty entries).
+    fn flush(&mut self) -> StateResult<()>;
+    /// Flushes and releases resources. Using the store afterwards is an error.
+    fn close(&mut self) -> StateResult<()>;
+    /// Applies a batch of changelog records (changelog key and value layout) during restoration,
+    /// bypassing caching and change-logging.
+    fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()>;
+}
+
+/// A key-value store over bytes.
+pub trait KeyValueBytesStore: StateStore {
+    /// The value stored under `key`.
+    fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>>;
+    /// Stores `value` under `key`; `None` deletes the key.
+    fn put(&mut self, key: &[u8], value: Option<&[u8]>) -> StateResult<()>;
+    /// Stores `value` only if `key` has no value; returns the value that was there.
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        let old = self.get(key)?;
+        if old.is_none() {
+            self.put(key, Some(value))?;
+        }
+        Ok(old)
+    }
+    /// Deletes `key`, returning the value it had.
+    fn delete(&mut self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        let old = self.get(key)?;
+        if old.is_some() {
+            self.put(key, None)?;
+        }
+        Ok(old)
+    }
+    /// Entries with `from <= key <= to` (either bound may be open), in key order.
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> StateResult<KeyValueIter<'_>>;
+    /// Entries whose key starts with `prefix`, in key order.
+    fn prefix_scan(&self, prefix: &[u8]) -> StateResult<KeyValueIter<'_>>;
+    /// Every entry, in key order.
+    fn all(&self) -> StateResult<KeyValueIter<'_>> {
+        self.range(None, None)
+    }
+    /// An estimate of the number of keys (exact for in-memory stores).
+    fn approximate_num_entries(&self) -> StateResult<u64>;
+}
+
+/// One entry of a window store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowEntry {
+    /// The record key.
+    pub key: Vec<u8>,
+    /// Start of the window, in milliseconds.
+    pub window_start: i64,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// A store of values per (key, window start), with time-based retention.
+pub trait WindowBytesStore: StateStore {
+    /// Stores `value` for `key` in the window starting at `window_start`; `None` deletes it. Returns
+    /// `false` when the window is already past retention (the write is dropped, as in Kafka Streams).
+    fn put(&mut self, key: &[u8], value: Option<&[u8]>, window_start: i64) -> StateResult<bool>;
+    /// The value of `key` in the window starting at `window_start`.
+    fn fetch(&self, key: &[u8], window_start: i64) -> StateResult<Option<Vec<u8>>>;
+    /// The windows of `key` with `time_from <= start <= time_to`, by start time (with duplicates, for
+    /// stores that retain them, in insertion order).
+    fn fetch_range(&self, key: &[u8], time_from: i64, time_to: i64) -> StateResult<Vec<(i64, Vec<u8>)>>;
+    /// Every entry with `time_from <= start <= time_to`, by key then start time.
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> StateResult<Vec<WindowEntry>>;
+    /// Every entry still retained.
+    fn all(&self) -> StateResult<Vec<WindowEntry>> {
+        self.fetch_all(i64::MIN, i64::MAX)
+    }
+    /// How long windows are kept after stream time passes their start, in milliseconds.
+    fn retention_ms(&self) -> i64;
+}
+
+/// A session window: a key's activity from `start` to `end` (inclusive), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionWindow {
+    /// First record's timestamp.
+    pub start: i64,
+    /// Last record's timestamp.
+    pub end: i64,
+}
+
+/// A store of sessions per key.
+pub trait SessionBytesStore: StateStore {
+    /// Sessions of `key` with `end >= earliest_session_end` and `start <= latest_session_start`: the
+    /// sessions a new record could merge with. Ordered by start.
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> StateResult<Vec<(SessionWindow, Vec<u8>)>>;
+    /// The value of one session.
+    fn fetch_session(&self, key: &[u8], window: SessionWindow) -> StateResult<Option<Vec<u8>>>;
+    /// Every session of `key`, ordered by start.
+    fn fetch(&self, key: &[u8]) -> StateResult<Vec<(SessionWindow, Vec<u8>)>> {
+        self.find_sessions(key, i64::MIN, i64::MAX)
+    }
+    /// Stores a session; `None` removes it. Returns `false` when the session is past retention.
+    fn put(&mut self, key: &[u8], window: SessionWindow, value: Option<&[u8]>) -> StateResult<bool>;
+    /// Removes a session.
+    fn remove(&mut self, key: &[u8], window: SessionWindow) -> StateResult<()> {
+        self.put(key, window, None).map(|_| ())
+    }
+    /// How long sessions are kept after stream time passes their end, in milliseconds.
+    fn retention_ms(&self) -> i64;
+}
+
+/// Where a change-logged store sends its changes. The runtime implements it with its producer (inside
+/// the task's transaction under exactly-once); the topology test driver records them.
+pub trait ChangelogSink: Send + Sync {
+    /// Sends one change of `store` to its changelog partition.
+    fn send(&self, record: ChangelogRecord<'_>) -> StateResult<()>;
+}
+
+/// One change on its way to a changelog topic.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangelogRecord<'a> {
+    /// The changelog topic (`<application.id>-<store>-changelog`).
+    pub topic: &'a str,
+    /// The task's partition.
+    pub partition: i32,
+    /// The key, in the store's changelog layout.
+    pub key: &'a [u8],
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// The timestamp of the record that caused the change.
+    pub timestamp: i64,
+}
+
+/// The shape of a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A key-value store.
+    KeyValue,
+    /// A window store.
+    Window {
+        /// Retention in milliseconds (at least window size + grace).
+        retention_ms: i64,
+        /// The window size in milliseconds.
+        window_size_ms: i64,
+        /// Keep every value put under the same (key, start) instead of replacing (stream-stream joins).
+        retain_duplicates: bool,
+    },
+    /// A session store.
+    Session {
+        /// Retention in milliseconds (at least inactivity gap + grace).
+        retention_ms: i64,
+    },
+}
+
+/// Where a store keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// RocksDB under the task's state directory (the default).
+    #[default]
+    RocksDb,
+    /// Process memory; restored from the changelog after a restart.
+    InMemory,
+}
+
+/// Everything needed to build a store's layer stack: what [`Materialized`] boils down to.
+///
+/// [`Materialized`]: https://docs.rs/kstreams
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// The store name (also names the changelog topic).
+    pub name: String,
+    /// Key-value, window or session.
+    pub kind: StoreKind,
+    /// RocksDB or in-memory.
+    pub backend: Backend,
+    /// Write changes to the changelog topic (on by default).
+    pub logging: bool,
+    /// Extra configs of the changelog topic (e.g. `min.insync.replicas`).
+    pub changelog_configs: HashMap<String, String>,
+    /// Put a record cache in front of the store (on by default; a cache size of 0 turns it off).
+    pub caching: bool,
+}
+
+impl StoreSpec {
+    /// A key-value store on RocksDB with logging and caching on.
+    pub fn key_value(name: impl Into<String>) -> Self {
+        StoreSpec {
+            name: name.into(),
+            kind: StoreKind::KeyValue,
+            backend: Backend::RocksDb,
+            logging: true,
+            changelog_configs: HashMap::new(),
+            caching: true,
+        }
+    }
+
+    /// The changelog topic of this store in application `application_id`.
+    pub fn changelog_topic(&self, application_id: &str) -> String {
+        format!("{application_id}-{}-changelog", self.name)
+    }
+}
+
+/// Where and for which task a store is opened.
+#[derive(Clone)]
+pub struct StoreContext {
+    /// `application.id`.
+    pub application_id: String,
+    /// The task's folder under `state.dir` (`<state.dir>/<application.id>/<task id>`).
+    pub task_dir: PathBuf,
+    /// The task's input partition, which is also its changelog partition.
+    pub partition: i32,
+    /// Where change-logged stores send their changes; `None` turns logging off for every store.
+    pub changelog: Option<Arc<dyn ChangelogSink>>,
+    /// The timestamp of the record being processed, set by the task before each record; layers use it
+    /// to stamp changelog records and cache entries.
+    pub record_timestamp: Arc<AtomicI64>,
+}

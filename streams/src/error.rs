@@ -1,0 +1,98 @@
+//! The errors of building and running a topology.
+
+use crate::serde::SerdeError;
+use kstreams_state::StateError;
+
+/// Result of a kstreams operation.
+pub type Result<T, E = StreamsError> = std::result::Result<T, E>;
+
+/// A boxed error from user code.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    /// A configuration setting is missing or invalid.
+    #[error("invalid setting `{setting}`: {reason}")]
+    Config {
+        /// The setting's name, as in Kafka Streams (`application.id`, …).
+        setting: String,
+        /// Why it is invalid and what is expected.
+        reason: String,
+    },
+    /// The topology is malformed (unknown parent, duplicate name, type mismatch, …).
+    #[error("invalid topology: {0}")]
+    Topology(String),
+    /// A record could not be deserialized.
+    #[error("cannot deserialize the {part} of the record at {topic}-{partition}@{offset}: {source}")]
+    Deserialization {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The offset.
+        offset: i64,
+        /// "key" or "value".
+        part: &'static str,
+        /// The serde's error.
+        #[source]
+        source: SerdeError,
+    },
+    /// A record could not be serialized for a topic or store.
+    #[error("cannot serialize for `{target}`: {source}")]
+    Serialization {
+        /// The topic or store.
+        target: String,
+        /// The serde's error.
+        #[source]
+        source: SerdeError,
+    },
+    /// A state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The Kafka client failed.
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A processor received a record of a type it does not take (a topology wiring mistake).
+    #[error("processor `{node}` expects {expected} but received a record of another type; check the serdes and the parents wired to it")]
+    TypeMismatch {
+        /// The processor.
+        node: String,
+        /// The type it expects.
+        expected: &'static str,
+    },
+    /// A processor accessed a store it is not connected to, or a store of another kind.
+    #[error("processor `{node}` cannot use store `{store}`: {reason}")]
+    StoreAccess {
+        /// The processor.
+        node: String,
+        /// The store.
+        store: String,
+        /// Why.
+        reason: String,
+    },
+    /// User code in a processor failed.
+    #[error("processor `{node}` failed: {source}")]
+    Processing {
+        /// The processor.
+        node: String,
+        /// The user's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The application is not in a state that allows the call.
+    #[error("{0}")]
+    IllegalState(String),
+}
+
+impl StreamsError {
+    /// An error from user processing code, attributed to a processor later by the runtime.
+    pub fn processing(source: impl Into<BoxError>) -> Self {
+        StreamsError::Processing { node: String::new(), source: source.into() }
+    }
+
+    /// A configuration error naming `setting`.
+    pub fn config(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        StreamsError::Config { setting: setting.into(), reason: reason.into() }
+    }
+}

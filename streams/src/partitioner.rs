@@ -1,0 +1,1 @@
+//! The default partitioner: murmur2 over the serialized key, as in Kafka's Java client.

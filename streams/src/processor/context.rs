@@ -1,0 +1,124 @@
+//! What a processor sees of its task: forwarding, stores, time, punctuation.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::error::{Result, StreamsError};
+use crate::record::{Data, RawRecord, Record, RecordMetadata};
+use crate::store::{KeyValueStore, SessionStore, WindowStore};
+use crate::task::core::TaskCore;
+use crate::task::TaskId;
+
+/// Which clock drives a punctuation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PunctuationType {
+    /// Fires as stream time (the largest record timestamp a task has seen) advances; never without
+    /// new records.
+    StreamTime,
+    /// Fires as the wall clock advances, records or not.
+    WallClockTime,
+}
+
+/// Identifies a scheduled punctuation, to tell schedules apart in
+/// [`Processor::punctuate`](super::Processor::punctuate) or to cancel one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScheduleId(pub(crate) u64);
+
+/// The processor's window onto its task, typed by what the processor forwards.
+pub struct ProcessorContext<'a, KOut, VOut> {
+    pub(crate) core: &'a mut TaskCore,
+    pub(crate) node: usize,
+    pub(crate) _out: PhantomData<fn(KOut, VOut)>,
+}
+
+impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
+    pub(crate) fn new(core: &'a mut TaskCore, node: usize) -> Self {
+        ProcessorContext { core, node, _out: PhantomData }
+    }
+
+    /// Sends `record` to every child of this processor.
+    pub fn forward(&mut self, record: Record<KOut, VOut>) -> Result<()> {
+        self.core.forward(self.node, RawRecord::from_typed(record), None)
+    }
+
+    /// Sends `record` to the child named `child` only.
+    pub fn forward_to(&mut self, child: &str, record: Record<KOut, VOut>) -> Result<()> {
+        self.core.forward(self.node, RawRecord::from_typed(record), Some(child))
+    }
+}
+
+impl<KOut, VOut> ProcessorContext<'_, KOut, VOut> {
+    /// The key-value store `name`, which must be connected to this processor.
+    pub fn key_value_store<K: Data, V: Data>(&mut self, name: &str) -> Result<&mut KeyValueStore<K, V>> {
+        self.core.store::<KeyValueStore<K, V>>(self.node, name, "a key-value store")
+    }
+
+    /// The window store `name`, which must be connected to this processor.
+    pub fn window_store<K: Data, V: Data>(&mut self, name: &str) -> Result<&mut WindowStore<K, V>> {
+        self.core.store::<WindowStore<K, V>>(self.node, name, "a window store")
+    }
+
+    /// The session store `name`, which must be connected to this processor.
+    pub fn session_store<K: Data, V: Data>(&mut self, name: &str) -> Result<&mut SessionStore<K, V>> {
+        self.core.store::<SessionStore<K, V>>(self.node, name, "a session store")
+    }
+
+    /// Schedules [`Processor::punctuate`](super::Processor::punctuate) every `interval` of stream time
+    /// or wall-clock time.
+    pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> Result<ScheduleId> {
+        let ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        if ms < 1 {
+            return Err(StreamsError::IllegalState(format!(
+                "processor `{}`: a punctuation interval must be at least 1 ms",
+                self.core.node_name(self.node)
+            )));
+        }
+        Ok(self.core.schedule(self.node, ms, kind))
+    }
+
+    /// Cancels a schedule made by this processor.
+    pub fn cancel(&mut self, schedule: ScheduleId) {
+        self.core.cancel(schedule);
+    }
+
+    /// Topic, partition and offset of the record being processed (`None` inside a punctuation).
+    pub fn record_metadata(&self) -> Option<&RecordMetadata> {
+        self.core.record_metadata.as_ref()
+    }
+
+    /// The task's stream time: the largest timestamp it has processed (`i64::MIN` before the first).
+    pub fn current_stream_time_ms(&self) -> i64 {
+        self.core.stream_time
+    }
+
+    /// The wall-clock time of the task, in milliseconds (the driver's clock in tests).
+    pub fn current_system_time_ms(&self) -> i64 {
+        self.core.wall_clock_ms
+    }
+
+    /// The task this processor runs in.
+    pub fn task_id(&self) -> TaskId {
+        self.core.task_id
+    }
+
+    /// `application.id`.
+    pub fn application_id(&self) -> &str {
+        &self.core.application_id
+    }
+
+    /// This processor's name.
+    pub fn name(&self) -> &str {
+        self.core.node_name(self.node)
+    }
+
+    /// Asks the runtime to commit the task soon.
+    pub fn commit(&mut self) {
+        self.core.commit_requested = true;
+    }
+
+    /// Counts a record this processor drops on purpose (late, null key, …) in the task's
+    /// `dropped-records` metric and logs it at debug level with `reason`.
+    pub fn record_dropped(&mut self, reason: &str) {
+        self.core.record_dropped(self.node, reason);
+    }
+}

@@ -1,0 +1,77 @@
+//! The Processor API: processors that take records one at a time, forward records to their children,
+//! use state stores and schedule punctuations.
+//!
+//! The DSL is built on this API, so a [`Topology`](crate::topology::Topology) written by hand runs
+//! exactly like one built by the DSL.
+//!
+//! ```
+//! use kstreams_streams::processor::{Processor, ProcessorContext};
+//! use kstreams_streams::record::Record;
+//! use kstreams_streams::error::Result;
+//!
+//! /// Forwards each value's length under the same key.
+//! struct Length;
+//! impl Processor<String, String, String, usize> for Length {
+//!     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, usize>, record: Record<String, String>) -> Result<()> {
+//!         let len = record.value.len();
+//!         ctx.forward(record.with_value(len))
+//!     }
+//! }
+//! ```
+
+mod context;
+pub(crate) mod node;
+
+pub use context::{ProcessorContext, PunctuationType, ScheduleId};
+
+use crate::error::Result;
+use crate::record::Record;
+
+/// A node of a topology that processes records one at a time.
+///
+/// `init` runs once when the task starts (before any record), `process` for every record from the
+/// parents, `punctuate` for each schedule made with [`ProcessorContext::schedule`], and `close` when
+/// the task closes.
+pub trait Processor<KIn, VIn, KOut = KIn, VOut = VIn>: Send + 'static {
+    /// Prepares the processor: look up stores, schedule punctuations.
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, KOut, VOut>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Processes one record.
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, KOut, VOut>, record: Record<KIn, VIn>) -> Result<()>;
+
+    /// Called for each due punctuation scheduled by this processor; `timestamp` is the stream time or
+    /// wall-clock time that triggered it.
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        schedule: ScheduleId,
+        timestamp: i64,
+    ) -> Result<()> {
+        let _ = (ctx, schedule, timestamp);
+        Ok(())
+    }
+
+    /// Releases resources when the task closes.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Makes a fresh processor for each task: a topology is a blueprint, run once per partition.
+pub trait ProcessorSupplier<KIn, VIn, KOut, VOut>: Send + Sync + 'static {
+    /// A new processor instance.
+    fn get(&self) -> Box<dyn Processor<KIn, VIn, KOut, VOut>>;
+}
+
+impl<F, P, KIn, VIn, KOut, VOut> ProcessorSupplier<KIn, VIn, KOut, VOut> for F
+where
+    F: Fn() -> P + Send + Sync + 'static,
+    P: Processor<KIn, VIn, KOut, VOut>,
+{
+    fn get(&self) -> Box<dyn Processor<KIn, VIn, KOut, VOut>> {
+        Box::new(self())
+    }
+}

@@ -1,0 +1,233 @@
+//! [`StreamsConfig`]: the settings of a Kafka Streams application, by Kafka Streams' names.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Result, StreamsError};
+
+/// `at_least_once` or `exactly_once_v2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Every input's effect is in the output at least once (duplicates after a crash).
+    AtLeastOnce,
+    /// Every input's effect is in the output exactly once (Kafka transactions).
+    ExactlyOnceV2,
+}
+
+/// What to do with a record that cannot be deserialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeserializationHandler {
+    /// Log it and stop the stream thread (the application goes to ERROR): the default.
+    LogAndFail,
+    /// Log it, count it in `dropped-records`, and go on.
+    LogAndContinue,
+    /// Write its original bytes to the dead-letter topic, with headers naming topic, partition,
+    /// offset and error, and go on.
+    DeadLetterQueue {
+        /// The dead-letter topic.
+        topic: String,
+    },
+}
+
+/// The settings of an application, keyed as in Kafka Streams. Settings kstreams does not know are
+/// passed to librdkafka (for security, SASL, SSL…): unprefixed ones to every client, `consumer.`,
+/// `producer.`, `admin.` and `restore.consumer.` prefixed ones to that client only.
+///
+/// ```
+/// use kstreams_streams::runtime::{StreamsConfig, ProcessingGuarantee};
+/// let config = StreamsConfig::new()
+///     .set("application.id", "word-count")
+///     .set("bootstrap.servers", "127.0.0.1:9092")
+///     .set("processing.guarantee", "exactly_once_v2");
+/// let checked = config.validate().unwrap();
+/// assert_eq!(checked.guarantee, ProcessingGuarantee::ExactlyOnceV2);
+/// assert_eq!(checked.commit_interval.as_millis(), 100); // the exactly-once default
+/// assert!(StreamsConfig::new().validate().unwrap_err().to_string().contains("application.id"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct StreamsConfig {
+    props: BTreeMap<String, String>,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    /// `application.id`: group id, prefix of internal topics and transactional ids.
+    pub application_id: String,
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// `processing.guarantee`.
+    pub guarantee: ProcessingGuarantee,
+    /// `num.stream.threads`.
+    pub num_stream_threads: usize,
+    /// `commit.interval.ms` (30 s at least once, 100 ms exactly once, by default).
+    pub commit_interval: Duration,
+    /// `state.dir`.
+    pub state_dir: PathBuf,
+    /// `replication.factor` of internal topics (-1: the broker's default).
+    pub replication_factor: i32,
+    /// `max.task.idle.ms`.
+    pub max_task_idle: Duration,
+    /// `statestore.cache.max.bytes`.
+    pub cache_max_bytes: u64,
+    /// `poll.ms`.
+    pub poll: Duration,
+    /// `default.deserialization.exception.handler` (+ `errors.dead.letter.queue.topic.name`).
+    pub deserialization_handler: DeserializationHandler,
+    /// `group.instance.id` for static membership (suffixed with the thread index).
+    pub group_instance_id: Option<String>,
+    /// Settings passed to librdkafka: (client prefix or "", key, value).
+    pub passthrough: Vec<(String, String, String)>,
+}
+
+const KNOWN: &[&str] = &[
+    "application.id",
+    "bootstrap.servers",
+    "processing.guarantee",
+    "num.stream.threads",
+    "commit.interval.ms",
+    "state.dir",
+    "replication.factor",
+    "max.task.idle.ms",
+    "statestore.cache.max.bytes",
+    "poll.ms",
+    "default.deserialization.exception.handler",
+    "errors.dead.letter.queue.topic.name",
+    "group.instance.id",
+];
+
+const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer."];
+
+impl StreamsConfig {
+    /// No settings.
+    pub fn new() -> Self {
+        StreamsConfig::default()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.props.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.props.get(key).map(String::as_str)
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &str, default: T, expected: &str) -> Result<T> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| StreamsError::config(key, format!("`{v}` is not {expected}"))),
+        }
+    }
+
+    /// Checks every setting; a missing or invalid one is an error that names it.
+    pub fn validate(&self) -> Result<ValidConfig> {
+        let required = |key: &str| -> Result<String> {
+            match self.get(key).map(str::trim) {
+                Some(v) if !v.is_empty() => Ok(v.to_string()),
+                _ => Err(StreamsError::config(key, "is required")),
+            }
+        };
+        let application_id = required("application.id")?;
+        if !application_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(StreamsError::config(
+                "application.id",
+                format!("`{application_id}` may contain only ASCII letters, digits, '.', '_' and '-' (it names topics)"),
+            ));
+        }
+        let bootstrap_servers = required("bootstrap.servers")?;
+        let guarantee = match self.get("processing.guarantee").unwrap_or("at_least_once") {
+            "at_least_once" => ProcessingGuarantee::AtLeastOnce,
+            "exactly_once_v2" => ProcessingGuarantee::ExactlyOnceV2,
+            other => {
+                return Err(StreamsError::config(
+                    "processing.guarantee",
+                    format!("`{other}` is not one of at_least_once, exactly_once_v2"),
+                ))
+            }
+        };
+        let default_commit = match guarantee {
+            ProcessingGuarantee::AtLeastOnce => 30_000,
+            ProcessingGuarantee::ExactlyOnceV2 => 100,
+        };
+        let num_stream_threads: usize = self.parse("num.stream.threads", 1, "a whole number")?;
+        if num_stream_threads == 0 {
+            return Err(StreamsError::config("num.stream.threads", "must be at least 1"));
+        }
+        let commit_ms: u64 = self.parse("commit.interval.ms", default_commit, "a number of milliseconds")?;
+        let state_dir = PathBuf::from(self.get("state.dir").unwrap_or("/tmp/kstreams"));
+        let replication_factor: i32 = self.parse("replication.factor", -1, "a whole number")?;
+        if replication_factor == 0 || replication_factor < -1 {
+            return Err(StreamsError::config("replication.factor", "must be -1 (broker default) or at least 1"));
+        }
+        let max_task_idle: u64 = self.parse("max.task.idle.ms", 0, "a number of milliseconds")?;
+        let cache_max_bytes: u64 = self.parse("statestore.cache.max.bytes", 10 * 1024 * 1024, "a number of bytes")?;
+        let poll_ms: u64 = self.parse("poll.ms", 100, "a number of milliseconds")?;
+        let deserialization_handler = match self.get("default.deserialization.exception.handler").unwrap_or("log_and_fail") {
+            "log_and_fail" | "LogAndFailExceptionHandler" => DeserializationHandler::LogAndFail,
+            "log_and_continue" | "LogAndContinueExceptionHandler" => DeserializationHandler::LogAndContinue,
+            "dead_letter_queue" => match self.get("errors.dead.letter.queue.topic.name") {
+                Some(t) if !t.trim().is_empty() => DeserializationHandler::DeadLetterQueue { topic: t.trim().to_string() },
+                _ => {
+                    return Err(StreamsError::config(
+                        "errors.dead.letter.queue.topic.name",
+                        "is required when default.deserialization.exception.handler is dead_letter_queue",
+                    ))
+                }
+            },
+            other => {
+                return Err(StreamsError::config(
+                    "default.deserialization.exception.handler",
+                    format!("`{other}` is not one of log_and_fail, log_and_continue, dead_letter_queue"),
+                ))
+            }
+        };
+        let passthrough = self
+            .props
+            .iter()
+            .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+            .map(|(k, v)| {
+                let prefix = CLIENT_PREFIXES.iter().find(|p| k.starts_with(*p)).copied().unwrap_or("");
+                (prefix.to_string(), k[prefix.len()..].to_string(), v.clone())
+            })
+            .collect();
+        Ok(ValidConfig {
+            application_id,
+            bootstrap_servers,
+            guarantee,
+            num_stream_threads,
+            commit_interval: Duration::from_millis(commit_ms),
+            state_dir,
+            replication_factor,
+            max_task_idle: Duration::from_millis(max_task_idle),
+            cache_max_bytes,
+            poll: Duration::from_millis(poll_ms.max(1)),
+            deserialization_handler,
+            group_instance_id: self.get("group.instance.id").map(str::to_string),
+            passthrough,
+        })
+    }
+}
+
+impl ValidConfig {
+    /// librdkafka settings for a client: bootstrap servers, the unprefixed pass-through settings, then
+    /// those with `prefix`.
+    pub(crate) fn client_config(&self, prefix: &str) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (p, k, v) in &self.passthrough {
+            if p.is_empty() {
+                config.set(k, v);
+            }
+        }
+        for (p, k, v) in &self.passthrough {
+            if p == prefix {
+                config.set(k, v);
+            }
+        }
+        config
+    }
+}

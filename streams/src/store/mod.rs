@@ -1,0 +1,201 @@
+//! Typed state stores: the facades processors use, and the builders that describe them.
+//!
+//! A store is declared with a [`StoreBuilder`] (from [`Stores`]) and opened per task; processors reach
+//! it through [`ProcessorContext`](crate::processor::ProcessorContext). The typed facade serializes
+//! keys and values with the store's serdes; ranges follow the order of the serialized keys, as in
+//! Kafka Streams.
+//!
+//! ```
+//! use std::time::Duration;
+//! use kstreams_streams::serde::Serdes;
+//! use kstreams_streams::store::Stores;
+//! let counts = Stores::key_value("counts", Serdes::string(), Serdes::i64());
+//! assert_eq!(counts.spec().name, "counts");
+//! let in_memory = Stores::window("clicks", Duration::from_secs(3600), Duration::from_secs(60), false, Serdes::string(), Serdes::i64())
+//!     .in_memory()
+//!     .with_logging_disabled();
+//! assert!(!in_memory.spec().logging);
+//! ```
+
+mod typed;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kstreams_state::{Backend, StoreHandle, StoreKind, StoreSpec};
+
+pub use typed::{KeyValueStore, SessionStore, WindowStore};
+
+use crate::error::{Result, StreamsError};
+use crate::record::Data;
+use crate::serde::SharedSerde;
+use crate::task::core::RegisteredStore;
+
+type TypedFactory = Arc<dyn Fn(StoreHandle, String) -> Result<Box<dyn RegisteredStore>> + Send + Sync>;
+
+/// Describes a store: its name, shape, backend, logging, caching and serdes.
+#[derive(Clone)]
+pub struct StoreBuilder {
+    spec: StoreSpec,
+    typed: TypedFactory,
+}
+
+impl StoreBuilder {
+    /// What the store is.
+    pub fn spec(&self) -> &StoreSpec {
+        &self.spec
+    }
+    /// Keeps the store in memory instead of RocksDB (restored from its changelog on restart).
+    pub fn in_memory(mut self) -> Self {
+        self.spec.backend = Backend::InMemory;
+        self
+    }
+    /// No changelog topic: the store's contents are lost with its local state.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.spec.logging = false;
+        self
+    }
+    /// A changelog topic with these extra topic configs.
+    pub fn with_logging_enabled(mut self, configs: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.spec.logging = true;
+        self.spec.changelog_configs.extend(configs);
+        self
+    }
+    /// Puts a record cache in front of the store.
+    pub fn with_caching_enabled(mut self) -> Self {
+        self.spec.caching = true;
+        self
+    }
+    /// No record cache: every update goes to the store (and downstream) at once.
+    pub fn with_caching_disabled(mut self) -> Self {
+        self.spec.caching = false;
+        self
+    }
+
+    /// The typed facade over an opened bytes store; `topic` is what serdes are told (the changelog).
+    pub(crate) fn typed(&self, handle: StoreHandle, topic: String) -> Result<Box<dyn RegisteredStore>> {
+        (self.typed)(handle, topic)
+    }
+}
+
+fn mismatch(name: &str, expected: &str) -> StreamsError {
+    StreamsError::Topology(format!("store `{name}` was opened as another kind than {expected}"))
+}
+
+/// Constructors of [`StoreBuilder`]s, as Kafka Streams' `Stores`. Stores are persistent (RocksDB),
+/// change-logged and uncached unless the builder says otherwise.
+pub struct Stores;
+
+impl Stores {
+    /// A key-value store.
+    pub fn key_value<K: Data, V: Data>(
+        name: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> StoreBuilder {
+        let store = name.to_string();
+        StoreBuilder {
+            spec: spec(name, StoreKind::KeyValue),
+            typed: Arc::new(move |handle, topic| match handle {
+                StoreHandle::KeyValue(inner) => Ok(Box::new(KeyValueStore::new(
+                    inner,
+                    topic,
+                    key_serde.clone(),
+                    value_serde.clone(),
+                )) as Box<dyn RegisteredStore>),
+                _ => Err(mismatch(&store, "a key-value store")),
+            }),
+        }
+    }
+
+    /// A window store keeping windows of `window_size` for `retention` (at least size + grace);
+    /// `retain_duplicates` keeps every value put under one key and window (stream-stream joins).
+    pub fn window<K: Data, V: Data>(
+        name: &str,
+        retention: Duration,
+        window_size: Duration,
+        retain_duplicates: bool,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> StoreBuilder {
+        let store = name.to_string();
+        let size = millis(window_size);
+        StoreBuilder {
+            spec: spec(
+                name,
+                StoreKind::Window { retention_ms: millis(retention), window_size_ms: size, retain_duplicates },
+            ),
+            typed: Arc::new(move |handle, topic| match handle {
+                StoreHandle::Window(inner) => Ok(Box::new(WindowStore::new(
+                    inner,
+                    topic,
+                    size,
+                    key_serde.clone(),
+                    value_serde.clone(),
+                )) as Box<dyn RegisteredStore>),
+                _ => Err(mismatch(&store, "a window store")),
+            }),
+        }
+    }
+
+    /// A session store keeping sessions for `retention` (at least inactivity gap + grace).
+    pub fn session<K: Data, V: Data>(
+        name: &str,
+        retention: Duration,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> StoreBuilder {
+        let store = name.to_string();
+        StoreBuilder {
+            spec: spec(name, StoreKind::Session { retention_ms: millis(retention) }),
+            typed: Arc::new(move |handle, topic| match handle {
+                StoreHandle::Session(inner) => Ok(Box::new(SessionStore::new(
+                    inner,
+                    topic,
+                    key_serde.clone(),
+                    value_serde.clone(),
+                )) as Box<dyn RegisteredStore>),
+                _ => Err(mismatch(&store, "a session store")),
+            }),
+        }
+    }
+}
+
+fn spec(name: &str, kind: StoreKind) -> StoreSpec {
+    let mut spec = StoreSpec::key_value(name);
+    spec.kind = kind;
+    spec.caching = false;
+    spec
+}
+
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Kafka Streams keeps windowed changelog data a day longer than the store does.
+const CHANGELOG_ADDITIONAL_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The topic configs of a store's changelog: compacted, and for window and session stores also
+/// deleted after the store's retention plus one day.
+pub(crate) fn changelog_configs(spec: &StoreSpec) -> BTreeMap<String, String> {
+    let mut configs = BTreeMap::new();
+    match spec.kind {
+        StoreKind::KeyValue => {
+            configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        }
+        StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => {
+            configs.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+            configs.insert(
+                "retention.ms".to_string(),
+                retention_ms.saturating_add(CHANGELOG_ADDITIONAL_RETENTION_MS).to_string(),
+            );
+        }
+    }
+    configs
+}
+
+/// Opens the layer stack of a store for a task.
+pub(crate) fn open(spec: &StoreSpec, ctx: &kstreams_state::StoreContext) -> Result<StoreHandle> {
+    Ok(kstreams_state::open_store(spec, ctx)?.store)
+}

@@ -1,0 +1,299 @@
+//! Typed facades over bytes stores.
+
+use std::any::Any;
+
+use kstreams_state::{KeyValueBytesStore, SessionBytesStore, SessionWindow, StateStore, WindowBytesStore};
+
+use crate::error::{Result, StreamsError};
+use crate::header::Headers;
+use crate::record::Data;
+use crate::serde::SharedSerde;
+use crate::task::core::RegisteredStore;
+use crate::windowed::{Window, Windowed};
+
+/// Keys and values to bytes and back, for one store.
+struct Codec<K, V> {
+    topic: String,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K: Data, V: Data> Codec<K, V> {
+    fn key(&self, key: &K) -> Result<Vec<u8>> {
+        let bytes = self
+            .key_serde
+            .serialize(&self.topic, &Headers::new(), key)
+            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source })?;
+        bytes.ok_or_else(|| StreamsError::StoreAccess {
+            node: String::new(),
+            store: self.topic.clone(),
+            reason: "a store key must not serialize to null".into(),
+        })
+    }
+
+    fn value(&self, value: &V) -> Result<Option<Vec<u8>>> {
+        self.value_serde
+            .serialize(&self.topic, &Headers::new(), value)
+            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source })
+    }
+
+    fn read_key(&self, bytes: &[u8]) -> Result<K> {
+        self.key_serde.deserialize(&self.topic, &Headers::new(), Some(bytes)).map_err(|source| self.corrupt(source))
+    }
+
+    fn read_value(&self, bytes: &[u8]) -> Result<V> {
+        self.value_serde.deserialize(&self.topic, &Headers::new(), Some(bytes)).map_err(|source| self.corrupt(source))
+    }
+
+    fn corrupt(&self, source: crate::serde::SerdeError) -> StreamsError {
+        StreamsError::Deserialization { topic: self.topic.clone(), partition: -1, offset: -1, part: "store entry", source }
+    }
+}
+
+/// A key-value store of `K` to `V`.
+///
+/// ```no_run
+/// # use kstreams_streams::store::KeyValueStore;
+/// # fn f(store: &mut KeyValueStore<String, i64>) -> kstreams_streams::error::Result<()> {
+/// let count = store.get(&"apple".to_string())?.unwrap_or(0);
+/// store.put(&"apple".to_string(), &(count + 1))?;
+/// # Ok(()) }
+/// ```
+pub struct KeyValueStore<K, V> {
+    inner: Box<dyn KeyValueBytesStore>,
+    codec: Codec<K, V>,
+}
+
+impl<K: Data, V: Data> KeyValueStore<K, V> {
+    pub(crate) fn new(
+        inner: Box<dyn KeyValueBytesStore>,
+        topic: String,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Self {
+        KeyValueStore { inner, codec: Codec { topic, key_serde, value_serde } }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        match self.inner.get(&self.codec.key(key)?)? {
+            Some(bytes) => Ok(Some(self.codec.read_value(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` under `key`.
+    pub fn put(&mut self, key: &K, value: &V) -> Result<()> {
+        let key = self.codec.key(key)?;
+        let value = self.codec.value(value)?;
+        Ok(self.inner.put(&key, value.as_deref())?)
+    }
+
+    /// Stores `value` only if `key` has none; returns the value that was there.
+    pub fn put_if_absent(&mut self, key: &K, value: &V) -> Result<Option<V>> {
+        let key_bytes = self.codec.key(key)?;
+        let old = self.inner.get(&key_bytes)?;
+        if old.is_none() {
+            let value = self.codec.value(value)?;
+            self.inner.put(&key_bytes, value.as_deref())?;
+        }
+        old.map(|b| self.codec.read_value(&b)).transpose()
+    }
+
+    /// Deletes `key`, returning its value.
+    pub fn delete(&mut self, key: &K) -> Result<Option<V>> {
+        let old = self.inner.delete(&self.codec.key(key)?)?;
+        old.map(|b| self.codec.read_value(&b)).transpose()
+    }
+
+    /// Entries with `from <= key <= to` by serialized key order (either bound may be open).
+    pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>> {
+        let from = from.map(|k| self.codec.key(k)).transpose()?;
+        let to = to.map(|k| self.codec.key(k)).transpose()?;
+        self.decode(self.inner.range(from.as_deref(), to.as_deref())?)
+    }
+
+    /// Entries whose serialized key starts with the serialized `prefix`.
+    pub fn prefix_scan<P: Data>(&self, prefix: &P, prefix_serde: &SharedSerde<P>) -> Result<Vec<(K, V)>> {
+        let prefix = prefix_serde
+            .serialize(&self.codec.topic, &Headers::new(), prefix)
+            .map_err(|source| StreamsError::Serialization { target: self.codec.topic.clone(), source })?
+            .unwrap_or_default();
+        self.decode(self.inner.prefix_scan(&prefix)?)
+    }
+
+    /// Every entry.
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        self.decode(self.inner.all()?)
+    }
+
+    /// An estimate of the number of entries.
+    pub fn approximate_num_entries(&self) -> Result<u64> {
+        Ok(self.inner.approximate_num_entries()?)
+    }
+
+    fn decode(&self, iter: kstreams_state::store::KeyValueIter<'_>) -> Result<Vec<(K, V)>> {
+        iter.map(|entry| {
+            let (k, v) = entry?;
+            Ok((self.codec.read_key(&k)?, self.codec.read_value(&v)?))
+        })
+        .collect()
+    }
+}
+
+impl<K: Data, V: Data> RegisteredStore for KeyValueStore<K, V> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn state(&mut self) -> &mut dyn StateStore {
+        self.inner.as_mut()
+    }
+}
+
+/// A window store of `K` to `V` per window.
+pub struct WindowStore<K, V> {
+    inner: Box<dyn WindowBytesStore>,
+    window_size: i64,
+    codec: Codec<K, V>,
+}
+
+impl<K: Data, V: Data> WindowStore<K, V> {
+    pub(crate) fn new(
+        inner: Box<dyn WindowBytesStore>,
+        topic: String,
+        window_size: i64,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Self {
+        WindowStore { inner, window_size, codec: Codec { topic, key_serde, value_serde } }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Stores `value` for `key` in the window starting at `window_start`; `false` if that window is
+    /// past retention (nothing stored).
+    pub fn put(&mut self, key: &K, value: &V, window_start: i64) -> Result<bool> {
+        let key = self.codec.key(key)?;
+        let value = self.codec.value(value)?;
+        Ok(self.inner.put(&key, value.as_deref(), window_start)?)
+    }
+
+    /// Deletes the value of `key` in the window starting at `window_start`.
+    pub fn delete(&mut self, key: &K, window_start: i64) -> Result<()> {
+        let key = self.codec.key(key)?;
+        self.inner.put(&key, None, window_start)?;
+        Ok(())
+    }
+
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        self.inner.fetch(&self.codec.key(key)?, window_start)?.map(|b| self.codec.read_value(&b)).transpose()
+    }
+
+    /// The windows of `key` starting within `[time_from, time_to]`, by start time.
+    pub fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        self.inner
+            .fetch_range(&self.codec.key(key)?, time_from, time_to)?
+            .into_iter()
+            .map(|(start, b)| Ok((start, self.codec.read_value(&b)?)))
+            .collect()
+    }
+
+    /// Every window starting within `[time_from, time_to]`.
+    pub fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<K>, V)>> {
+        self.inner
+            .fetch_all(time_from, time_to)?
+            .into_iter()
+            .map(|e| {
+                let window = Window::new(e.window_start, e.window_start.saturating_add(self.window_size));
+                Ok((Windowed::new(self.codec.read_key(&e.key)?, window), self.codec.read_value(&e.value)?))
+            })
+            .collect()
+    }
+
+    /// Every retained window.
+    pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        self.fetch_all(i64::MIN, i64::MAX)
+    }
+}
+
+impl<K: Data, V: Data> RegisteredStore for WindowStore<K, V> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn state(&mut self) -> &mut dyn StateStore {
+        self.inner.as_mut()
+    }
+}
+
+/// A session store of `K` to `V` per session.
+pub struct SessionStore<K, V> {
+    inner: Box<dyn SessionBytesStore>,
+    codec: Codec<K, V>,
+}
+
+impl<K: Data, V: Data> SessionStore<K, V> {
+    pub(crate) fn new(
+        inner: Box<dyn SessionBytesStore>,
+        topic: String,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Self {
+        SessionStore { inner, codec: Codec { topic, key_serde, value_serde } }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Sessions of `key` that end at or after `earliest_session_end` and start at or before
+    /// `latest_session_start`: those a record could merge with.
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<Vec<(SessionWindow, V)>> {
+        self.inner
+            .find_sessions(&self.codec.key(key)?, earliest_session_end, latest_session_start)?
+            .into_iter()
+            .map(|(w, b)| Ok((w, self.codec.read_value(&b)?)))
+            .collect()
+    }
+
+    /// The value of one session.
+    pub fn fetch_session(&self, key: &K, window: SessionWindow) -> Result<Option<V>> {
+        self.inner.fetch_session(&self.codec.key(key)?, window)?.map(|b| self.codec.read_value(&b)).transpose()
+    }
+
+    /// Stores a session; `false` if it is past retention.
+    pub fn put(&mut self, key: &K, window: SessionWindow, value: &V) -> Result<bool> {
+        let key = self.codec.key(key)?;
+        let value = self.codec.value(value)?;
+        Ok(self.inner.put(&key, window, value.as_deref())?)
+    }
+
+    /// Removes a session.
+    pub fn remove(&mut self, key: &K, window: SessionWindow) -> Result<()> {
+        let key = self.codec.key(key)?;
+        Ok(self.inner.remove(&key, window)?)
+    }
+}
+
+impl<K: Data, V: Data> RegisteredStore for SessionStore<K, V> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn state(&mut self) -> &mut dyn StateStore {
+        self.inner.as_mut()
+    }
+}

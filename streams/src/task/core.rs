@@ -1,0 +1,223 @@
+//! The state a task's processors share while it runs: its nodes, stores, clocks and output.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use kstreams_state::StateStore;
+
+use crate::error::{Result, StreamsError};
+use crate::header::Headers;
+use crate::metrics::TaskMetrics;
+use crate::processor::node::RawProcessor;
+use crate::processor::{PunctuationType, ScheduleId};
+use crate::record::{RawRecord, RecordMetadata};
+use crate::task::TaskId;
+
+/// Where a task's sink records go: the runtime's producer, or the test driver's output topics.
+pub trait RecordCollector: Send {
+    /// Sends one record; `partition` is `None` when the producer may choose (null key).
+    fn send(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        timestamp: i64,
+        headers: &Headers,
+    ) -> Result<()>;
+
+    /// How many partitions `topic` has.
+    fn partitions_for(&mut self, topic: &str) -> Result<i32>;
+}
+
+/// A store as a task holds it: typed for processors, untyped for the task's lifecycle.
+pub(crate) trait RegisteredStore: Send {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn state(&mut self) -> &mut dyn StateStore;
+}
+
+pub(crate) struct NodeSlot {
+    pub name: String,
+    pub processor: Option<Box<dyn RawProcessor>>,
+    pub children: Vec<usize>,
+    pub stores: Vec<String>,
+}
+
+pub(crate) struct Schedule {
+    pub id: ScheduleId,
+    pub node: usize,
+    pub interval: i64,
+    pub kind: PunctuationType,
+    /// When it fires next; `None` for a stream-time schedule that waits for its first record.
+    pub next: Option<i64>,
+}
+
+pub(crate) struct TaskCore {
+    pub task_id: TaskId,
+    pub application_id: String,
+    pub nodes: Vec<NodeSlot>,
+    pub stores: HashMap<String, Box<dyn RegisteredStore>>,
+    pub collector: Box<dyn RecordCollector>,
+    pub internal_topics: Arc<HashSet<String>>,
+    pub record_metadata: Option<RecordMetadata>,
+    pub record_timestamp: Arc<AtomicI64>,
+    pub stream_time: i64,
+    pub wall_clock_ms: i64,
+    pub schedules: Vec<Schedule>,
+    pub next_schedule: u64,
+    pub commit_requested: bool,
+    pub metrics: TaskMetrics,
+}
+
+impl TaskCore {
+    pub fn node_name(&self, node: usize) -> &str {
+        self.nodes.get(node).map(|n| n.name.as_str()).unwrap_or("?")
+    }
+
+    /// The real name of `topic`: internal topics (repartition, changelog) carry the application id.
+    pub fn resolve_topic(&self, topic: &str) -> String {
+        if self.internal_topics.contains(topic) {
+            format!("{}-{topic}", self.application_id)
+        } else {
+            topic.to_string()
+        }
+    }
+
+    /// Runs `record` through node `node`.
+    pub fn process_node(&mut self, node: usize, record: RawRecord) -> Result<()> {
+        let mut processor = self.take_processor(node)?;
+        self.record_timestamp.store(record.timestamp, Ordering::Relaxed);
+        let result = processor.process(self, node, record);
+        self.nodes[node].processor = Some(processor);
+        result.map_err(|e| self.attribute(node, e))
+    }
+
+    /// Forwards `record` from `from` to its children (or to the child named `only`).
+    pub fn forward(&mut self, from: usize, record: RawRecord, only: Option<&str>) -> Result<()> {
+        let children = self.nodes[from].children.clone();
+        if let Some(name) = only {
+            let child = children.iter().copied().find(|&c| self.nodes[c].name == name).ok_or_else(|| {
+                StreamsError::Topology(format!("`{name}` is not a child of processor `{}`", self.nodes[from].name))
+            })?;
+            return self.process_node(child, record);
+        }
+        let timestamp = record.timestamp;
+        let Some((&last, rest)) = children.split_last() else {
+            return Ok(());
+        };
+        for &child in rest {
+            self.process_node(child, record.clone())?;
+        }
+        self.process_node(last, record)?;
+        self.record_timestamp.store(timestamp, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn init_node(&mut self, node: usize) -> Result<()> {
+        let mut processor = self.take_processor(node)?;
+        let result = processor.init(self, node);
+        self.nodes[node].processor = Some(processor);
+        result.map_err(|e| self.attribute(node, e))
+    }
+
+    pub fn punctuate_node(&mut self, node: usize, id: ScheduleId, timestamp: i64) -> Result<()> {
+        let mut processor = self.take_processor(node)?;
+        let result = processor.punctuate(self, node, id, timestamp);
+        self.nodes[node].processor = Some(processor);
+        result.map_err(|e| self.attribute(node, e))
+    }
+
+    fn take_processor(&mut self, node: usize) -> Result<Box<dyn RawProcessor>> {
+        let slot = self
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| StreamsError::Topology(format!("no processor with index {node}")))?;
+        slot.processor.take().ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "processor `{}` was re-entered: a topology must not forward a record back to a processor that is \
+                 still processing it",
+                slot.name
+            ))
+        })
+    }
+
+    /// Names the processor in a user error that does not name one yet.
+    fn attribute(&self, node: usize, error: StreamsError) -> StreamsError {
+        match error {
+            StreamsError::Processing { node: n, source } if n.is_empty() => {
+                StreamsError::Processing { node: self.nodes[node].name.clone(), source }
+            }
+            other => other,
+        }
+    }
+
+    pub fn store<S: 'static>(&mut self, node: usize, name: &str, kind: &str) -> Result<&mut S> {
+        let slot = &self.nodes[node];
+        if !slot.stores.iter().any(|s| s == name) {
+            return Err(StreamsError::StoreAccess {
+                node: slot.name.clone(),
+                store: name.to_string(),
+                reason: "the store is not connected to this processor; connect it when adding the processor or \
+                         the store"
+                    .into(),
+            });
+        }
+        let node_name = slot.name.clone();
+        let store = self.stores.get_mut(name).ok_or_else(|| StreamsError::StoreAccess {
+            node: node_name.clone(),
+            store: name.to_string(),
+            reason: "no such store in this task".into(),
+        })?;
+        store.as_any_mut().downcast_mut::<S>().ok_or_else(|| StreamsError::StoreAccess {
+            node: node_name,
+            store: name.to_string(),
+            reason: format!("it is not {kind} with these key and value types"),
+        })
+    }
+
+    pub fn schedule(&mut self, node: usize, interval: i64, kind: PunctuationType) -> ScheduleId {
+        let id = ScheduleId(self.next_schedule);
+        self.next_schedule += 1;
+        let next = match kind {
+            PunctuationType::StreamTime => None,
+            PunctuationType::WallClockTime => Some(self.wall_clock_ms.saturating_add(interval)),
+        };
+        self.schedules.push(Schedule { id, node, interval, kind, next });
+        id
+    }
+
+    pub fn cancel(&mut self, id: ScheduleId) {
+        self.schedules.retain(|s| s.id != id);
+    }
+
+    /// Runs the punctuations of `kind` that are due at `now`; returns how many ran.
+    pub fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<usize> {
+        let mut ran = 0;
+        let ids: Vec<ScheduleId> = self.schedules.iter().filter(|s| s.kind == kind).map(|s| s.id).collect();
+        for id in ids {
+            let Some(schedule) = self.schedules.iter_mut().find(|s| s.id == id) else {
+                continue; // cancelled by an earlier punctuation
+            };
+            let due = schedule.next.is_none_or(|next| now >= next);
+            if !due {
+                continue;
+            }
+            // The next time is aligned to the schedule; missed punctuations are skipped, not replayed.
+            let base = schedule.next.unwrap_or(now);
+            let missed = (now - base) / schedule.interval;
+            schedule.next = Some(base + (missed + 1) * schedule.interval);
+            let node = schedule.node;
+            self.record_metadata = None;
+            self.punctuate_node(node, id, now)?;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    pub fn record_dropped(&mut self, node: usize, reason: &str) {
+        self.metrics.dropped_records.inc();
+        tracing::debug!(task = %self.task_id, processor = %self.nodes[node].name, reason, "record dropped");
+    }
+}

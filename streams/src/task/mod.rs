@@ -1,0 +1,240 @@
+//! Tasks: one sub-topology running for one partition, with its own processors and stores.
+
+pub(crate) mod core;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use kstreams_state::{StoreHandle, StoreSpec};
+
+use crate::error::{Result, StreamsError};
+use crate::metrics::TaskMetrics;
+use crate::processor::node::{ConsumedBytes, RawSource};
+use crate::processor::PunctuationType;
+use crate::record::RecordMetadata;
+use crate::topology::{NodeKind, SubTopology, Topology};
+use self::core::{NodeSlot, RecordCollector, TaskCore};
+
+pub use self::core::RecordCollector as Collector;
+
+/// Identifies a task: a sub-topology and a partition, printed `<sub-topology>_<partition>` as in
+/// Kafka Streams.
+///
+/// ```
+/// use kstreams_streams::task::TaskId;
+/// assert_eq!(TaskId { subtopology: 1, partition: 3 }.to_string(), "1_3");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The sub-topology.
+    pub subtopology: u32,
+    /// The input partition.
+    pub partition: i32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// What became of one input record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// It went through the topology.
+    Done,
+    /// Its timestamp was invalid (negative); it was dropped, logged and counted.
+    InvalidTimestamp,
+}
+
+/// A sub-topology instantiated for one partition.
+pub struct StreamTask {
+    core: TaskCore,
+    /// Source node and deserializer per (resolved) topic.
+    sources: HashMap<String, (usize, Arc<dyn RawSource>)>,
+    partition_time: HashMap<String, i64>,
+}
+
+impl StreamTask {
+    /// Builds the task's processors and opens its stores with `open_store`.
+    pub(crate) fn new(
+        topology: &Topology,
+        sub: &SubTopology,
+        partition: i32,
+        application_id: &str,
+        collector: Box<dyn RecordCollector>,
+        record_timestamp: Arc<AtomicI64>,
+        open_store: &mut dyn FnMut(&StoreSpec) -> Result<StoreHandle>,
+    ) -> Result<Self> {
+        let id = TaskId { subtopology: sub.id, partition };
+        let local: HashMap<usize, usize> = sub.nodes.iter().enumerate().map(|(l, &g)| (g, l)).collect();
+        let internal: HashSet<String> = topology
+            .internal_topics()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let internal = Arc::new(internal);
+        let resolve = |t: &str| {
+            if internal.contains(t) {
+                format!("{application_id}-{t}")
+            } else {
+                t.to_string()
+            }
+        };
+        let mut nodes = Vec::with_capacity(sub.nodes.len());
+        let mut sources = HashMap::new();
+        for (l, &g) in sub.nodes.iter().enumerate() {
+            let def = &topology.nodes[g];
+            if let NodeKind::Source { topics, source } = &def.kind {
+                for t in topics {
+                    sources.insert(resolve(t), (l, source.clone()));
+                }
+            }
+            nodes.push(NodeSlot {
+                name: def.name.clone(),
+                processor: Some((def.supplier)()),
+                children: def.children.iter().filter_map(|c| local.get(c).copied()).collect(),
+                stores: def.stores.clone(),
+            });
+        }
+        let mut stores = HashMap::new();
+        for (builder, _) in topology.stores.iter().filter(|(b, _)| sub.stores.contains(&b.spec().name)) {
+            let spec = builder.spec();
+            let handle = open_store(spec)?;
+            let topic = resolve(&format!("{}-changelog", spec.name));
+            stores.insert(spec.name.clone(), builder.typed(handle, topic)?);
+        }
+        let core = TaskCore {
+            task_id: id,
+            application_id: application_id.to_string(),
+            nodes,
+            stores,
+            collector,
+            internal_topics: internal.clone(),
+            record_metadata: None,
+            record_timestamp,
+            stream_time: i64::MIN,
+            wall_clock_ms: 0,
+            schedules: Vec::new(),
+            next_schedule: 0,
+            commit_requested: false,
+            metrics: TaskMetrics::new(),
+        };
+        Ok(StreamTask { core, sources, partition_time: HashMap::new() })
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.core.task_id
+    }
+
+    /// Initializes every processor, sources first, as Kafka Streams does.
+    pub(crate) fn init(&mut self, wall_clock_ms: i64) -> Result<()> {
+        self.core.wall_clock_ms = wall_clock_ms;
+        for node in 0..self.core.nodes.len() {
+            self.core.init_node(node)?;
+        }
+        Ok(())
+    }
+
+    /// The topics this task reads, with the application id on internal ones.
+    pub(crate) fn source_topics(&self) -> impl Iterator<Item = &str> {
+        self.sources.keys().map(String::as_str)
+    }
+
+    /// Runs one consumed record through the topology. A deserialization failure comes back as
+    /// [`StreamsError::Deserialization`] for the caller's handler; nothing has been processed then.
+    pub(crate) fn process(&mut self, bytes: ConsumedBytes<'_>) -> Result<Processed> {
+        let (node, source) = self.sources.get(bytes.topic).cloned().ok_or_else(|| {
+            StreamsError::IllegalState(format!("task {} has no source for topic `{}`", self.core.task_id, bytes.topic))
+        })?;
+        let partition_time = self.partition_time.get(bytes.topic).copied().unwrap_or(i64::MIN);
+        let metadata = RecordMetadata { topic: bytes.topic.to_string(), partition: bytes.partition, offset: bytes.offset };
+        let record = source.deserialize(bytes, partition_time)?;
+        if record.timestamp < 0 {
+            self.core.metrics.dropped_records.inc();
+            tracing::warn!(
+                task = %self.core.task_id, topic = %metadata.topic, partition = metadata.partition,
+                offset = metadata.offset, timestamp = record.timestamp,
+                "record dropped: its timestamp is negative (check the timestamp extractor)"
+            );
+            return Ok(Processed::InvalidTimestamp);
+        }
+        self.partition_time.insert(metadata.topic.clone(), partition_time.max(record.timestamp));
+        self.core.stream_time = self.core.stream_time.max(record.timestamp);
+        self.core.record_metadata = Some(metadata);
+        self.core.process_node(node, record)?;
+        self.core.metrics.processed_records.inc();
+        Ok(Processed::Done)
+    }
+
+    /// Runs stream-time punctuations that are due.
+    pub(crate) fn punctuate_stream_time(&mut self) -> Result<usize> {
+        if self.core.stream_time == i64::MIN {
+            return Ok(0);
+        }
+        let now = self.core.stream_time;
+        self.core.punctuate(PunctuationType::StreamTime, now)
+    }
+
+    /// Advances the task's wall clock to `now_ms` and runs the wall-clock punctuations that are due.
+    pub(crate) fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<usize> {
+        self.core.wall_clock_ms = now_ms;
+        self.core.punctuate(PunctuationType::WallClockTime, now_ms)
+    }
+
+    /// Flushes every store (at-least-once commit).
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        for store in self.core.stores.values_mut() {
+            store.state().flush()?;
+        }
+        Ok(())
+    }
+
+    /// Whether a processor asked for a commit since the last call.
+    pub(crate) fn take_commit_request(&mut self) -> bool {
+        std::mem::take(&mut self.core.commit_requested)
+    }
+
+    /// The task's stream time.
+    pub fn stream_time(&self) -> i64 {
+        self.core.stream_time
+    }
+
+    /// Records dropped so far (late, invalid timestamp, …).
+    pub fn dropped_records(&self) -> u64 {
+        self.core.metrics.dropped_records.get()
+    }
+
+    /// A typed store of this task, for tests and interactive queries.
+    pub(crate) fn store_mut<S: 'static>(&mut self, name: &str) -> Option<&mut S> {
+        self.core.stores.get_mut(name).and_then(|s| s.as_any_mut().downcast_mut::<S>())
+    }
+
+    /// Closes processors and stores.
+    pub(crate) fn close(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for slot in &mut self.core.nodes {
+            if let Some(p) = slot.processor.as_mut() {
+                if let Err(e) = p.close() {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for store in self.core.stores.values_mut() {
+            if let Err(e) = store.state().close() {
+                first_error.get_or_insert(e.into());
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl StreamTask {
+    /// Counts a record skipped by the runtime (e.g. by the log-and-continue deserialization handler).
+    pub(crate) fn count_dropped(&mut self) {
+        self.core.metrics.dropped_records.inc();
+    }
+}

@@ -1,0 +1,187 @@
+//! `describe()`: the topology as Kafka Streams prints it, and as a Mermaid diagram.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use super::{NodeKind, Topology};
+
+/// A printable description of a topology, in the layout of Kafka Streams' `TopologyDescription`.
+///
+/// ```
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::topology::Topology;
+/// let mut t = Topology::new();
+/// t.add_source("in", &["a"], Serdes::string(), Serdes::string()).unwrap()
+///  .add_sink("out", "b", Serdes::string(), Serdes::string(), &["in"]).unwrap();
+/// let text = t.describe().to_string();
+/// assert!(text.starts_with("Topologies:\n   Sub-topology: 0\n    Source: in (topics: [a])\n      --> out\n"));
+/// assert!(t.describe().to_mermaid().contains("in --> out"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyDescription {
+    subtopologies: Vec<SubtopologyDescription>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SubtopologyDescription {
+    id: u32,
+    nodes: Vec<NodeDescription>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NodeDescription {
+    name: String,
+    kind: Kind,
+    successors: Vec<String>,
+    predecessors: Vec<String>,
+    size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Source { topics: Vec<String> },
+    Processor { stores: Vec<String> },
+    Sink { topic: Option<String> },
+}
+
+/// Kafka Streams orders nodes by the size of the sub-tree they root (largest first), then by name.
+fn by_size_then_name(a: &NodeDescription, b: &NodeDescription) -> Ordering {
+    b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name))
+}
+
+impl TopologyDescription {
+    pub(crate) fn new(topology: &Topology) -> Self {
+        let nodes = &topology.nodes;
+        // Sub-tree size counts paths through a DAG, as Kafka's `updateSize` does.
+        let mut size = vec![0usize; nodes.len()];
+        fn size_of(i: usize, nodes: &[super::NodeDef], memo: &mut [usize]) -> usize {
+            if memo[i] == 0 {
+                memo[i] = 1 + nodes[i].children.iter().map(|&c| size_of(c, nodes, memo)).sum::<usize>();
+            }
+            memo[i]
+        }
+        for i in 0..nodes.len() {
+            size_of(i, nodes, &mut size);
+        }
+        let sorted_names = |indexes: &[usize]| -> Vec<String> {
+            let mut v: Vec<(usize, &str)> = indexes.iter().map(|&i| (size[i], nodes[i].name.as_str())).collect();
+            v.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            v.into_iter().map(|(_, n)| n.to_string()).collect()
+        };
+        let subtopologies = topology
+            .subtopologies()
+            .into_iter()
+            .map(|sub| {
+                let mut described: Vec<NodeDescription> = sub
+                    .nodes
+                    .iter()
+                    .map(|&i| {
+                        let node = &nodes[i];
+                        let kind = match &node.kind {
+                            NodeKind::Source { topics, .. } => Kind::Source { topics: topics.clone() },
+                            NodeKind::Processor => Kind::Processor { stores: node.stores.clone() },
+                            NodeKind::Sink { topic } => Kind::Sink { topic: topic.clone() },
+                        };
+                        NodeDescription {
+                            name: node.name.clone(),
+                            kind,
+                            successors: sorted_names(&node.children),
+                            predecessors: sorted_names(&node.parents),
+                            size: size[i],
+                        }
+                    })
+                    .collect();
+                described.sort_by(by_size_then_name);
+                SubtopologyDescription { id: sub.id, nodes: described }
+            })
+            .collect();
+        TopologyDescription { subtopologies }
+    }
+
+    /// A Mermaid flowchart of the topology: one box per sub-topology, topics as stadium shapes, stores
+    /// as cylinders.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart TB\n");
+        let id = |name: &str| name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        for sub in &self.subtopologies {
+            out.push_str(&format!("    subgraph sub{}[\"Sub-topology {}\"]\n", sub.id, sub.id));
+            for node in &sub.nodes {
+                out.push_str(&format!("        {}[\"{}\"]\n", id(&node.name), node.name));
+            }
+            out.push_str("    end\n");
+            for node in &sub.nodes {
+                for succ in &node.successors {
+                    out.push_str(&format!("    {} --> {}\n", id(&node.name), id(succ)));
+                }
+                match &node.kind {
+                    Kind::Source { topics } => {
+                        for t in topics {
+                            out.push_str(&format!("    topic_{}([\"{}\"]) --> {}\n", id(t), t, id(&node.name)));
+                        }
+                    }
+                    Kind::Sink { topic: Some(t) } => {
+                        out.push_str(&format!("    {} --> topic_{}([\"{}\"])\n", id(&node.name), id(t), t));
+                    }
+                    Kind::Sink { topic: None } => {}
+                    Kind::Processor { stores } => {
+                        for s in stores {
+                            out.push_str(&format!("    {} --- store_{}[(\"{}\")]\n", id(&node.name), id(s), s));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn names(list: &[String]) -> String {
+    if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.join(", ")
+    }
+}
+
+impl fmt::Display for NodeDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Source { topics } => write!(
+                f,
+                "Source: {} (topics: [{}])\n      --> {}",
+                self.name,
+                topics.join(", "),
+                names(&self.successors)
+            ),
+            Kind::Processor { stores } => write!(
+                f,
+                "Processor: {} (stores: [{}])\n      --> {}\n      <-- {}",
+                self.name,
+                stores.join(", "),
+                names(&self.successors),
+                names(&self.predecessors)
+            ),
+            Kind::Sink { topic } => write!(
+                f,
+                "Sink: {} (topic: {})\n      <-- {}",
+                self.name,
+                topic.as_deref().unwrap_or("<chosen per record>"),
+                names(&self.predecessors)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for TopologyDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Topologies:\n ")?;
+        for sub in &self.subtopologies {
+            write!(f, "  Sub-topology: {}\n", sub.id)?;
+            for node in &sub.nodes {
+                writeln!(f, "    {node}")?;
+            }
+            f.write_str("\n")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Windowed keys: a key together with the window it was aggregated in.
