@@ -256,7 +256,7 @@ fn user_defined_calendar_month_windows() {
     input.pipe("p".into(), "b".into(), feb_1).unwrap();
     input.pipe("p".into(), "c".into(), feb_29).unwrap();
     let counts = d.output_topic(out, Serdes::string(), Serdes::i64()).read_key_values().unwrap();
-    let jan_1 = 1_704_067_200_000; // 2024-01-01T00:00Z
+    let jan_1: i64 = 1_704_067_200_000; // 2024-01-01T00:00Z
     assert_eq!(counts, vec![(format!("p@{jan_1}"), 1), (format!("p@{feb_1}"), 1), (format!("p@{feb_1}"), 2)]);
 }
 

@@ -7,10 +7,10 @@ use crate::dsl::change::Change;
 use crate::dsl::config::{Grouped, Materialized};
 use crate::dsl::kstream::KStream;
 use crate::dsl::ktable::{configure, KTable, WindowInfo};
-use crate::dsl::ops::{StreamAggregate, StreamReduce};
+use crate::dsl::ops::{BoxedSupplier, StreamAggregate, StreamReduce};
 use crate::dsl::windows::Windows;
 use crate::error::Result;
-use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
+use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Data, Record};
 use crate::serde::{Serdes, SharedSerde};
 use crate::store::{millis, Stores};
@@ -29,8 +29,8 @@ use crate::windowed::Windowed;
 /// assert!(builder.build().is_ok());
 /// ```
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
-    grouped: Grouped<K, V>,
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) grouped: Grouped<K, V>,
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
@@ -39,7 +39,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// The stream to aggregate: repartitioned by key first if the key changed upstream.
-    fn partitioned(&self, store: &str) -> KStream<K, V> {
+    pub(crate) fn partitioned(&self, store: &str) -> KStream<K, V> {
         if !self.stream.repartition_required {
             return self.stream.clone();
         }
@@ -51,7 +51,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.stream.through_repartition_topic(&prefix, ks, vs, None, None)
     }
 
-    fn store_name<VA>(&self, materialized: &Materialized<K, VA>, prefix: &str) -> String {
+    pub(crate) fn store_name<VA>(&self, materialized: &Materialized<K, VA>, prefix: &str) -> String {
         match &materialized.store_name {
             Some(s) => s.clone(),
             None => self.stream.builder.borrow_mut().new_store_name(&format!("{prefix}STATE-STORE-")),
@@ -122,15 +122,6 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Aggregates per key and window.
     pub fn windowed_by<W: Windows>(self, windows: W) -> TimeWindowedKStream<K, V> {
         TimeWindowedKStream { grouped: self, windows: Arc::new(windows) }
-    }
-}
-
-/// A supplier over a boxed factory, so aggregations can share one `aggregate_with`.
-struct BoxedSupplier<KIn, VIn, KOut, VOut>(Box<dyn Fn() -> Box<dyn Processor<KIn, VIn, KOut, VOut>> + Send + Sync>);
-
-impl<KIn: Data, VIn: Data, KOut: Data, VOut: Data> ProcessorSupplier<KIn, VIn, KOut, VOut> for BoxedSupplier<KIn, VIn, KOut, VOut> {
-    fn get(&self) -> Box<dyn Processor<KIn, VIn, KOut, VOut>> {
-        (self.0)()
     }
 }
 

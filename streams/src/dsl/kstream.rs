@@ -383,11 +383,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(V, VT) -> VR + Send + Sync + 'static,
         joined: Joined<K, V, VT>,
     ) -> KStream<K, VR> {
-        let joiner = Arc::new(move |_: &K, v: V, t: Option<VT>| match t {
-            Some(t) => joiner(v, t),
-            None => unreachable!("an inner join only calls the joiner with a match"),
-        });
-        self.join_table(table, joiner, false, joined, "KSTREAM-JOIN-")
+        let joiner = Arc::new(move |v: V, t: Option<VT>| t.map(|t| joiner(v, t)));
+        self.join_table(table, joiner, joined, "KSTREAM-JOIN-")
     }
 
     /// Joins each record with the table's current value for its key, or `None` without a match.
@@ -397,15 +394,14 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(V, Option<VT>) -> VR + Send + Sync + 'static,
         joined: Joined<K, V, VT>,
     ) -> KStream<K, VR> {
-        let joiner = Arc::new(move |_: &K, v: V, t: Option<VT>| joiner(v, t));
-        self.join_table(table, joiner, true, joined, "KSTREAM-LEFTJOIN-")
+        let joiner = Arc::new(move |v: V, t: Option<VT>| Some(joiner(v, t)));
+        self.join_table(table, joiner, joined, "KSTREAM-LEFTJOIN-")
     }
 
     fn join_table<VT: Data, VR: Data>(
         &self,
         table: &KTable<K, VT>,
-        joiner: Arc<dyn Fn(&K, V, Option<VT>) -> VR + Send + Sync>,
-        left: bool,
+        joiner: Arc<dyn Fn(V, Option<VT>) -> Option<VR> + Send + Sync>,
         joined: Joined<K, V, VT>,
         prefix: &str,
     ) -> KStream<K, VR> {
@@ -417,12 +413,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         } else {
             self.clone()
         };
-        let store = table.materialized_store();
+        let store = table.materialized_store_with(joined.other_value_serde.clone());
         let name = self.builder.borrow_mut().new_name(prefix);
         let supplier_store = store.clone();
         let out = stream.add_processor(
             name.clone(),
-            move || StreamTableJoin { store: supplier_store.clone(), left, joiner: joiner.clone() },
+            move || StreamTableJoin { store: supplier_store.clone(), joiner: joiner.clone(), _k: PhantomData },
             stream.key_serde.clone(),
             None,
             false,

@@ -6,11 +6,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::dsl::builder::BuilderInner;
-use crate::dsl::change::Change;
+
 use crate::dsl::config::Materialized;
 use crate::dsl::kstream::{source_topics, KStream};
 use crate::dsl::ops::{TableMap, TableSource, TableToStream};
-use crate::processor::ProcessorSupplier;
+
 use crate::record::Data;
 use crate::serde::SharedSerde;
 use crate::store::Stores;
@@ -187,6 +187,11 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// The name of the store holding this table, materializing it first if it is not.
     pub(crate) fn materialized_store(&self) -> String {
+        self.materialized_store_with(None)
+    }
+
+    /// Like `materialized_store`, with a value serde to use if the table has none.
+    pub(crate) fn materialized_store_with(&self, value_serde: Option<SharedSerde<V>>) -> String {
         if let Some(s) = self.store.borrow().clone() {
             return s;
         }
@@ -194,7 +199,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let name = inner.new_name("KTABLE-MATERIALIZE-");
         let store = inner.new_store_name("KTABLE-STATE-STORE-");
         let ks = inner.serde(None, self.key_serde.as_ref(), &format!("key of table `{}`", self.node));
-        let vs = inner.serde(None, self.value_serde.as_ref(), &format!("value of table `{}`", self.node));
+        let vs = inner.serde(value_serde, self.value_serde.as_ref(), &format!("value of table `{}`", self.node));
         let identity = Arc::new(|_: &K, v: V| Some(v));
         let supplier_store = Some(store.clone());
         let result = inner
@@ -210,17 +215,6 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// The source topics upstream of this table.
     pub(crate) fn source_topics(&self, inner: &BuilderInner) -> Vec<String> {
         source_topics(inner, &self.node)
-    }
-
-    /// Adds a processor consuming this table's changes.
-    pub(crate) fn add_change_processor<KR: Data, VR: Data>(
-        &self,
-        name: &str,
-        supplier: impl ProcessorSupplier<K, Change<V>, KR, VR>,
-    ) {
-        let mut inner = self.builder.borrow_mut();
-        let result = inner.topology.add_processor(name, supplier, &[&self.node]).map(|_| ());
-        inner.check(result);
     }
 }
 

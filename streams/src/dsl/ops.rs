@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::dsl::change::Change;
 use crate::error::Result;
-use crate::processor::{Processor, ProcessorContext};
+use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::{Data, Record};
 
 /// What a stateless operator makes of one record.
@@ -176,20 +176,33 @@ impl<K: Data, V: Data> Processor<K, Change<V>, K, Option<V>> for TableToStream<K
     }
 }
 
-/// A stream joined with a table: each stream record looks up the table's store.
+/// A stream joined with a table: each stream record looks up the table's store. The joiner returns
+/// `None` where the join has no result (an inner join without a match).
 pub(crate) struct StreamTableJoin<K, V, VT, VR> {
     pub store: String,
-    pub left: bool,
-    pub joiner: Arc<dyn Fn(&K, V, Option<VT>) -> VR + Send + Sync>,
+    pub joiner: Arc<dyn Fn(V, Option<VT>) -> Option<VR> + Send + Sync>,
+    pub _k: PhantomData<fn(K)>,
 }
 
 impl<K: Data, V: Data, VT: Data, VR: Data> Processor<K, V, K, VR> for StreamTableJoin<K, V, VT, VR> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, VR>, record: Record<K, V>) -> Result<()> {
         let other = ctx.key_value_store::<K, VT>(&self.store)?.get(&record.key)?;
-        if other.is_none() && !self.left {
-            return Ok(());
+        match (self.joiner)(record.value, other) {
+            Some(value) => ctx.forward(Record { key: record.key, value, timestamp: record.timestamp, headers: record.headers }),
+            None => Ok(()),
         }
-        let value = (self.joiner)(&record.key, record.value, other);
-        ctx.forward(Record { key: record.key, value, timestamp: record.timestamp, headers: record.headers })
+    }
+}
+
+/// A supplier over a boxed factory, so operators can share one construction path.
+pub(crate) struct BoxedSupplier<KIn, VIn, KOut, VOut>(
+    pub Box<dyn Fn() -> Box<dyn Processor<KIn, VIn, KOut, VOut>> + Send + Sync>,
+);
+
+impl<KIn: Data, VIn: Data, KOut: Data, VOut: Data> ProcessorSupplier<KIn, VIn, KOut, VOut>
+    for BoxedSupplier<KIn, VIn, KOut, VOut>
+{
+    fn get(&self) -> Box<dyn Processor<KIn, VIn, KOut, VOut>> {
+        (self.0)()
     }
 }

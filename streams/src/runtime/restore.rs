@@ -1,6 +1,8 @@
 //! Restoring a task's stores from their changelogs before it processes.
 
-use kstreams_state::{StoreContext, StoreHandle};
+use kstreams_state::StoreContext;
+
+use crate::store::StoreHandle;
 
 use crate::error::{Result, StreamsError};
 use crate::runtime::config::ValidConfig;

@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kstreams_state::{Backend, StoreHandle, StoreKind, StoreSpec};
+use kstreams_state::{Backend, StoreKind, StoreSpec};
+
+pub(crate) use shim::StoreHandle;
 
 pub use typed::{KeyValueStore, SessionStore, WindowStore};
 
@@ -197,5 +199,29 @@ pub(crate) fn changelog_configs(spec: &StoreSpec) -> BTreeMap<String, String> {
 
 /// Opens the layer stack of a store for a task.
 pub(crate) fn open(spec: &StoreSpec, ctx: &kstreams_state::StoreContext) -> Result<StoreHandle> {
-    Ok(kstreams_state::open_store(spec, ctx)?.store)
+    shim::open(spec, ctx)
+}
+
+// TEMPORARY: in-memory stores until kstreams-state's `open_store` lands.
+mod shim {
+    use kstreams_state::memory::{InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore};
+    use kstreams_state::{KeyValueBytesStore, SessionBytesStore, StoreContext, StoreKind, StoreSpec, WindowBytesStore};
+
+    pub enum StoreHandle {
+        KeyValue(Box<dyn KeyValueBytesStore>),
+        Window(Box<dyn WindowBytesStore>),
+        Session(Box<dyn SessionBytesStore>),
+    }
+
+    pub fn open(spec: &StoreSpec, _ctx: &StoreContext) -> crate::error::Result<StoreHandle> {
+        Ok(match spec.kind {
+            StoreKind::KeyValue => StoreHandle::KeyValue(Box::new(InMemoryKeyValueStore::new(spec.name.clone()))),
+            StoreKind::Window { retention_ms, retain_duplicates, .. } => StoreHandle::Window(Box::new(
+                InMemoryWindowStore::new(spec.name.clone(), retention_ms, retain_duplicates),
+            )),
+            StoreKind::Session { retention_ms } => {
+                StoreHandle::Session(Box::new(InMemorySessionStore::new(spec.name.clone(), retention_ms)))
+            }
+        })
+    }
 }

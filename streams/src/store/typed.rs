@@ -127,6 +127,12 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         self.decode(self.inner.prefix_scan(&prefix)?)
     }
 
+    /// Entries whose serialized key sorts at or below `to` (raw bytes), for stores whose keys start
+    /// with an order-preserving prefix.
+    pub(crate) fn range_to_bytes(&self, to: &[u8]) -> Result<Vec<(K, V)>> {
+        self.decode(self.inner.range(None, Some(to))?)
+    }
+
     /// Every entry.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         self.decode(self.inner.all()?)

@@ -7,7 +7,9 @@ use std::fmt;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
-use kstreams_state::{StoreHandle, StoreSpec};
+use kstreams_state::StoreSpec;
+
+use crate::store::StoreHandle;
 
 use crate::error::{Result, StreamsError};
 use crate::metrics::TaskMetrics;
@@ -137,11 +139,6 @@ impl StreamTask {
             self.core.init_node(node)?;
         }
         Ok(())
-    }
-
-    /// The topics this task reads, with the application id on internal ones.
-    pub(crate) fn source_topics(&self) -> impl Iterator<Item = &str> {
-        self.sources.keys().map(String::as_str)
     }
 
     /// Runs one consumed record through the topology. A deserialization failure comes back as

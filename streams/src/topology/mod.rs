@@ -419,7 +419,7 @@ impl Topology {
             }
             x
         }
-        let mut union = |root: &mut Vec<usize>, a: usize, b: usize| {
+        let union = |root: &mut Vec<usize>, a: usize, b: usize| {
             let (ra, rb) = (find(root, a), find(root, b));
             if ra != rb {
                 root[ra.max(rb)] = ra.min(rb);

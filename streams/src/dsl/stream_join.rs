@@ -1,0 +1,460 @@
+//! Windowed stream-stream joins: inner, left and outer, with [`JoinWindows`].
+//!
+//! Each side keeps its records in a window store (duplicates retained) for the join window plus
+//! grace. A record joins every record of the other side whose timestamp is within the window. For
+//! left and outer joins, a record that found no partner is held in a shared store and emitted with
+//! `None` only once its window has closed (stream time passed it by `after`/`before` plus grace), so
+//! no spurious `None` result is emitted for a record whose partner arrives later (Kafka Streams'
+//! behaviour since 3.1).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dsl::kstream::KStream;
+use crate::dsl::ops::{Emit, Stateless};
+use crate::error::Result;
+use crate::header::Headers;
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::{Data, Record};
+use crate::serde::{Serde, SerdeError, SharedSerde};
+use crate::store::{millis, Stores};
+
+/// How far apart in time two records may be to join: `before` (the other record is older) and
+/// `after` (it is newer), and how long late records are still accepted.
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::dsl::JoinWindows;
+/// let w = JoinWindows::of_time_difference_and_grace(Duration::from_secs(5), Duration::from_secs(1))
+///     .after(Duration::from_secs(10));
+/// assert_eq!((w.before_ms(), w.after_ms(), w.grace_ms()), (5_000, 10_000, 1_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindows {
+    before_ms: i64,
+    after_ms: i64,
+    grace_ms: i64,
+}
+
+impl JoinWindows {
+    /// Records at most `difference` apart join; late records are not accepted.
+    pub fn of_time_difference_with_no_grace(difference: Duration) -> Self {
+        Self::of_time_difference_and_grace(difference, Duration::ZERO)
+    }
+    /// Records at most `difference` apart join; records up to `grace` late are still joined.
+    pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> Self {
+        let d = millis(difference);
+        JoinWindows { before_ms: d, after_ms: d, grace_ms: millis(grace) }
+    }
+    /// How much older the other record may be.
+    pub fn before(mut self, before: Duration) -> Self {
+        self.before_ms = millis(before);
+        self
+    }
+    /// How much newer the other record may be.
+    pub fn after(mut self, after: Duration) -> Self {
+        self.after_ms = millis(after);
+        self
+    }
+    /// `before` in milliseconds.
+    pub fn before_ms(&self) -> i64 {
+        self.before_ms
+    }
+    /// `after` in milliseconds.
+    pub fn after_ms(&self) -> i64 {
+        self.after_ms
+    }
+    /// Grace in milliseconds.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace_ms
+    }
+}
+
+/// Serdes of the two sides' window stores (defaults: the streams' serdes).
+pub struct StreamJoined<K, V, VO> {
+    pub(crate) key_serde: Option<SharedSerde<K>>,
+    pub(crate) value_serde: Option<SharedSerde<V>>,
+    pub(crate) other_value_serde: Option<SharedSerde<VO>>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V, VO> Default for StreamJoined<K, V, VO> {
+    fn default() -> Self {
+        StreamJoined { key_serde: None, value_serde: None, other_value_serde: None, name: None }
+    }
+}
+
+impl<K, V, VO> StreamJoined<K, V, VO> {
+    /// Serdes for the key and both sides' values.
+    pub fn with(key: SharedSerde<K>, value: SharedSerde<V>, other: SharedSerde<VO>) -> Self {
+        StreamJoined { key_serde: Some(key), value_serde: Some(value), other_value_serde: Some(other), name: None }
+    }
+    /// Names the join processors and stores.
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+}
+
+/// A record that found no partner yet, kept until its window closes: the left or the right value.
+#[derive(Clone)]
+enum Pending<VL, VR> {
+    Left(VL),
+    Right(VR),
+}
+
+/// Key of the pending store: timestamp (sign-flipped big-endian, so a scan goes oldest first), side,
+/// then the record key. As in Kafka Streams, two unmatched records of one side with the same key and
+/// timestamp share an entry.
+#[derive(Clone)]
+struct PendingKey<K> {
+    timestamp: i64,
+    left: bool,
+    key: K,
+}
+
+struct PendingKeySerde<K> {
+    key: SharedSerde<K>,
+}
+
+impl<K: Data> Serde<PendingKey<K>> for PendingKeySerde<K> {
+    fn serialize(&self, topic: &str, headers: &Headers, d: &PendingKey<K>) -> Result<Option<Vec<u8>>, SerdeError> {
+        let mut out = ((d.timestamp as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+        out.push(u8::from(d.left));
+        out.extend(self.key.serialize(topic, headers, &d.key)?.unwrap_or_default());
+        Ok(Some(out))
+    }
+    fn deserialize(&self, topic: &str, headers: &Headers, data: Option<&[u8]>) -> Result<PendingKey<K>, SerdeError> {
+        let b = data.ok_or(SerdeError::Null { topic: topic.into(), serde: "join pending key", what: "data" })?;
+        if b.len() < 9 {
+            return Err(SerdeError::Malformed {
+                topic: topic.into(),
+                serde: "join pending key",
+                detail: format!("{} bytes, expected at least 9", b.len()),
+            });
+        }
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&b[..8]);
+        Ok(PendingKey {
+            timestamp: (u64::from_be_bytes(ts) ^ (1 << 63)) as i64,
+            left: b[8] == 1,
+            key: self.key.deserialize(topic, headers, Some(&b[9..]))?,
+        })
+    }
+}
+
+struct PendingSerde<VL, VR> {
+    left: SharedSerde<VL>,
+    right: SharedSerde<VR>,
+}
+
+impl<VL: Data, VR: Data> Serde<Pending<VL, VR>> for PendingSerde<VL, VR> {
+    fn serialize(&self, topic: &str, headers: &Headers, d: &Pending<VL, VR>) -> Result<Option<Vec<u8>>, SerdeError> {
+        let (flag, bytes) = match d {
+            Pending::Left(v) => (1u8, self.left.serialize(topic, headers, v)?),
+            Pending::Right(v) => (0u8, self.right.serialize(topic, headers, v)?),
+        };
+        let mut out = vec![flag];
+        out.extend(bytes.unwrap_or_default());
+        Ok(Some(out))
+    }
+    fn deserialize(&self, topic: &str, headers: &Headers, data: Option<&[u8]>) -> Result<Pending<VL, VR>, SerdeError> {
+        let b = data.ok_or(SerdeError::Null { topic: topic.into(), serde: "join pending value", what: "data" })?;
+        match b.split_first() {
+            Some((1, rest)) => Ok(Pending::Left(self.left.deserialize(topic, headers, Some(rest))?)),
+            Some((0, rest)) => Ok(Pending::Right(self.right.deserialize(topic, headers, Some(rest))?)),
+            _ => Err(SerdeError::Malformed { topic: topic.into(), serde: "join pending value", detail: "bad side flag".into() }),
+        }
+    }
+}
+
+type Joiner<VL, VR, VO> = Arc<dyn Fn(Option<&VL>, Option<&VR>) -> VO + Send + Sync>;
+
+/// What both sides of one join share.
+struct JoinSpec<VL, VR, VO> {
+    left_store: String,
+    right_store: String,
+    pending_store: Option<String>,
+    /// Unmatched left records are emitted (left and outer joins).
+    emit_left: bool,
+    /// Unmatched right records are emitted (outer joins).
+    emit_right: bool,
+    /// A right record joins a left record at `ts` if its time is in `[ts - before, ts + after]`.
+    before: i64,
+    after: i64,
+    grace: i64,
+    joiner: Joiner<VL, VR, VO>,
+}
+
+impl<VL, VR, VO> Clone for JoinSpec<VL, VR, VO> {
+    fn clone(&self) -> Self {
+        JoinSpec {
+            left_store: self.left_store.clone(),
+            right_store: self.right_store.clone(),
+            pending_store: self.pending_store.clone(),
+            emit_left: self.emit_left,
+            emit_right: self.emit_right,
+            before: self.before,
+            after: self.after,
+            grace: self.grace,
+            joiner: self.joiner.clone(),
+        }
+    }
+}
+
+/// One side of the join; `LEFT` tells which. Input values are `VL` on the left and `VR` on the right.
+struct JoinSide<K, VL, VR, VO, const LEFT: bool> {
+    spec: JoinSpec<VL, VR, VO>,
+    _k: PhantomData<fn(K)>,
+}
+
+impl<K: Data, VL: Data, VR: Data, VO: Data, const LEFT: bool> JoinSide<K, VL, VR, VO, LEFT> {
+    /// The end of a pending record's window: when it can no longer find a partner.
+    fn closes_at(&self, timestamp: i64, left: bool) -> i64 {
+        let reach = if left { self.spec.after } else { self.spec.before };
+        timestamp.saturating_add(reach).saturating_add(self.spec.grace)
+    }
+
+    fn emit_closed(&mut self, ctx: &mut ProcessorContext<'_, K, VO>) -> Result<()> {
+        let Some(store) = self.spec.pending_store.clone() else { return Ok(()) };
+        let now = ctx.current_stream_time_ms();
+        // Only entries older than this can have closed; the pending keys start with their timestamp,
+        // so a range scan up to it finds them without reading the rest.
+        let reach = self.spec.after.min(self.spec.before).saturating_add(self.spec.grace);
+        let bound = now.saturating_sub(reach);
+        let candidates = ctx
+            .key_value_store::<PendingKey<K>, Pending<VL, VR>>(&store)?
+            .range_to_bytes(&((bound as u64) ^ (1 << 63)).to_be_bytes())?;
+        for (key, value) in candidates {
+            if self.closes_at(key.timestamp, key.left) >= now {
+                continue;
+            }
+            ctx.key_value_store::<PendingKey<K>, Pending<VL, VR>>(&store)?.delete(&key)?;
+            let result = match &value {
+                Pending::Left(l) => (self.spec.joiner)(Some(l), None),
+                Pending::Right(r) => (self.spec.joiner)(None, Some(r)),
+            };
+            ctx.forward(Record::new(key.key, result, key.timestamp))?;
+        }
+        Ok(())
+    }
+
+    fn join(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, VO>,
+        key: K,
+        this: Pending<VL, VR>,
+        ts: i64,
+        headers: Headers,
+    ) -> Result<()> {
+        let now = ctx.current_stream_time_ms();
+        if self.closes_at(ts, LEFT) < now {
+            ctx.record_dropped("record for a closed join window (past its grace period)");
+            return Ok(());
+        }
+        let (mut matched, emit_unmatched) = (false, if LEFT { self.spec.emit_left } else { self.spec.emit_right });
+        match &this {
+            Pending::Left(l) => {
+                ctx.window_store::<K, VL>(&self.spec.left_store)?.put(&key, l, ts)?;
+                let others = ctx.window_store::<K, VR>(&self.spec.right_store)?.fetch_range(
+                    &key,
+                    ts.saturating_sub(self.spec.before),
+                    ts.saturating_add(self.spec.after),
+                )?;
+                for (other_ts, r) in others {
+                    matched = true;
+                    self.forget_pending(ctx, &key, other_ts, false)?;
+                    let value = (self.spec.joiner)(Some(l), Some(&r));
+                    ctx.forward(Record { key: key.clone(), value, timestamp: ts.max(other_ts), headers: headers.clone() })?;
+                }
+            }
+            Pending::Right(r) => {
+                ctx.window_store::<K, VR>(&self.spec.right_store)?.put(&key, r, ts)?;
+                let others = ctx.window_store::<K, VL>(&self.spec.left_store)?.fetch_range(
+                    &key,
+                    ts.saturating_sub(self.spec.after),
+                    ts.saturating_add(self.spec.before),
+                )?;
+                for (other_ts, l) in others {
+                    matched = true;
+                    self.forget_pending(ctx, &key, other_ts, true)?;
+                    let value = (self.spec.joiner)(Some(&l), Some(r));
+                    ctx.forward(Record { key: key.clone(), value, timestamp: ts.max(other_ts), headers: headers.clone() })?;
+                }
+            }
+        }
+        if !matched && emit_unmatched {
+            if let Some(store) = &self.spec.pending_store {
+                let pending_key = PendingKey { timestamp: ts, left: LEFT, key };
+                ctx.key_value_store::<PendingKey<K>, Pending<VL, VR>>(store)?.put(&pending_key, &this)?;
+            }
+        }
+        self.emit_closed(ctx)
+    }
+
+    /// A partner arrived for a record that was waiting unmatched: it will never be emitted alone.
+    fn forget_pending(&self, ctx: &mut ProcessorContext<'_, K, VO>, key: &K, ts: i64, left: bool) -> Result<()> {
+        if let Some(store) = &self.spec.pending_store {
+            let pending_key = PendingKey { timestamp: ts, left, key: key.clone() };
+            ctx.key_value_store::<PendingKey<K>, Pending<VL, VR>>(store)?.delete(&pending_key)?;
+        }
+        Ok(())
+    }
+}
+
+impl<K: Data, VL: Data, VR: Data, VO: Data> Processor<K, VL, K, VO> for JoinSide<K, VL, VR, VO, true> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, VO>, r: Record<K, VL>) -> Result<()> {
+        self.join(ctx, r.key, Pending::Left(r.value), r.timestamp, r.headers)
+    }
+}
+
+impl<K: Data, VL: Data, VR: Data, VO: Data> Processor<K, VR, K, VO> for JoinSide<K, VL, VR, VO, false> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, VO>, r: Record<K, VR>) -> Result<()> {
+        self.join(ctx, r.key, Pending::Right(r.value), r.timestamp, r.headers)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Inner,
+    Left,
+    Outer,
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Joins records of both streams with the same key whose timestamps are within `windows`.
+    pub fn join_stream<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        let joiner: Joiner<V, VO, VR> = Arc::new(move |l, r| match (l, r) {
+            (Some(l), Some(r)) => joiner(l, r),
+            // Inner joins keep no pending records, so the joiner only ever sees pairs.
+            _ => unreachable!("an inner join has no unmatched results"),
+        });
+        self.join_streams(other, joiner, windows, joined, Kind::Inner)
+    }
+
+    /// Like [`join_stream`](Self::join_stream), and a record of this stream that finds no partner
+    /// within its window is emitted with `None` once the window closes.
+    pub fn left_join_stream<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        let joiner: Joiner<V, VO, VR> = Arc::new(move |l, r| match l {
+            Some(l) => joiner(l, r),
+            None => unreachable!("a left join emits no unmatched right records"),
+        });
+        self.join_streams(other, joiner, windows, joined, Kind::Left)
+    }
+
+    /// Like [`join_stream`](Self::join_stream), and a record of either stream that finds no partner
+    /// is emitted with `None` for the other side once its window closes.
+    pub fn outer_join_stream<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.join_streams(other, Arc::new(joiner), windows, joined, Kind::Outer)
+    }
+
+    fn join_streams<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: Joiner<V, VO, VR>,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+        kind: Kind,
+    ) -> KStream<K, VR> {
+        let builder = self.builder.clone();
+        let (this_prefix, other_prefix) = match kind {
+            Kind::Inner => ("KSTREAM-JOINTHIS-", "KSTREAM-JOINOTHER-"),
+            Kind::Left => ("KSTREAM-JOINTHIS-", "KSTREAM-OUTEROTHER-"),
+            Kind::Outer => ("KSTREAM-OUTERTHIS-", "KSTREAM-OUTEROTHER-"),
+        };
+        let mut b = builder.borrow_mut();
+        let ks = b.serde(joined.key_serde.clone(), self.key_serde.as_ref().or(other.key_serde.as_ref()), "join key");
+        let vs = b.serde(joined.value_serde.clone(), self.value_serde.as_ref(), "join value (this side)");
+        let os = b.serde(joined.other_value_serde.clone(), other.value_serde.as_ref(), "join value (other side)");
+        let (this_name, other_name) = match &joined.name {
+            Some(n) => (format!("{n}-this-join"), format!("{n}-other-join")),
+            None => (b.new_name(this_prefix), b.new_name(other_prefix)),
+        };
+        drop(b);
+        let left = if self.repartition_required {
+            self.through_repartition_topic(&format!("{this_name}-left"), ks.clone(), vs.clone(), None, None)
+        } else {
+            self.clone()
+        };
+        let right = if other.repartition_required {
+            other.through_repartition_topic(&format!("{other_name}-right"), ks.clone(), os.clone(), None, None)
+        } else {
+            other.clone()
+        };
+        let mut b = builder.borrow_mut();
+        let merge = b.new_name("KSTREAM-MERGE-");
+        let (left_store, right_store) = (format!("{this_name}-store"), format!("{other_name}-store"));
+        let pending_store = match kind {
+            Kind::Inner => None,
+            _ => Some(format!("{}-store", b.new_name("KSTREAM-OUTERSHARED-"))),
+        };
+        let size = windows.before_ms.saturating_add(windows.after_ms);
+        let retention = Duration::from_millis(size.saturating_add(windows.grace_ms).max(1) as u64);
+        let window = Duration::from_millis(size.max(1) as u64);
+        let spec = JoinSpec {
+            left_store: left_store.clone(),
+            right_store: right_store.clone(),
+            pending_store: pending_store.clone(),
+            emit_left: !matches!(kind, Kind::Inner),
+            emit_right: matches!(kind, Kind::Outer),
+            before: windows.before_ms,
+            after: windows.after_ms,
+            grace: windows.grace_ms,
+            joiner,
+        };
+        let (s1, s2) = (spec.clone(), spec);
+        let mut result = b
+            .topology
+            .add_processor(
+                &this_name,
+                move || JoinSide::<K, V, VO, VR, true> { spec: s1.clone(), _k: PhantomData },
+                &[&left.node],
+            )
+            .and_then(|t| {
+                t.add_processor(
+                    &other_name,
+                    move || JoinSide::<K, V, VO, VR, false> { spec: s2.clone(), _k: PhantomData },
+                    &[&right.node],
+                )
+            })
+            .and_then(|t| {
+                t.add_state_store(Stores::window(&left_store, retention, window, true, ks.clone(), vs.clone()), &[&this_name, &other_name])
+            })
+            .and_then(|t| {
+                t.add_state_store(Stores::window(&right_store, retention, window, true, ks.clone(), os.clone()), &[&this_name, &other_name])
+            })
+            .and_then(|t| t.add_processor(&merge, Stateless::<K, VR, K, VR>::supplier(Emit::One), &[&this_name, &other_name]))
+            .map(|_| ());
+        if let Some(store) = &pending_store {
+            let key_serde: SharedSerde<PendingKey<K>> = Arc::new(PendingKeySerde { key: ks.clone() });
+            let value_serde: SharedSerde<Pending<V, VO>> = Arc::new(PendingSerde { left: vs.clone(), right: os.clone() });
+            result = result.and_then(|_| {
+                b.topology.add_state_store(Stores::key_value(store, key_serde, value_serde), &[&this_name, &other_name]).map(|_| ())
+            });
+        }
+        b.check(result);
+        let topics = [left.source_topics_of(&b), right.source_topics_of(&b)].concat();
+        b.topology.require_copartitioned(topics);
+        drop(b);
+        KStream::new(builder, merge, left.key_serde.clone(), None, false)
+    }
+}
