@@ -1,0 +1,184 @@
+//! The runtime on the real broker: word count under both guarantees, and the deserialization
+//! handlers (dead-letter topic, log-and-fail).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
+use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
+use kstreams::serde::Serdes;
+use support::{Isolation, TopicSpec};
+
+fn config(app: &str, guarantee: &str, state_dir: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::new()
+        .set("application.id", app)
+        .set("bootstrap.servers", support::bootstrap())
+        .set("processing.guarantee", guarantee)
+        .set("commit.interval.ms", "200")
+        .set("state.dir", state_dir.to_string_lossy())
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    check()
+}
+
+fn latest_counts(topic: &str) -> BTreeMap<String, i64> {
+    support::read_to_end(topic, Isolation::ReadCommitted)
+        .expect("read output")
+        .into_iter()
+        .filter_map(|r| {
+            let value: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
+            Some((r.key_str(), i64::from_be_bytes(value)))
+        })
+        .collect()
+}
+
+fn word_count(guarantee: &str) {
+    support::require_broker();
+    let (input, output) = (support::unique_topic("wc-in"), support::unique_topic("wc-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 3), TopicSpec::new(&output, 3)]).unwrap();
+    let lines: Vec<String> = (0..200).map(|i| format!("kafka streams {} rust {}", i % 7, i % 3)).collect();
+    support::produce_keyed(&input, lines.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone()))).unwrap();
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for word in lines.iter().flat_map(|l| l.split_whitespace()) {
+        *expected.entry(word.to_string()).or_default() += 1;
+    }
+
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+        .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w: &String| w.clone(), Default::default())
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(&output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    let state_dir = tempfile::tempdir().unwrap();
+    let app = support::unique_name("wc");
+    let mut streams = KafkaStreams::new(builder.build().unwrap(), config(&app, guarantee, state_dir.path())).unwrap();
+    streams.start().unwrap();
+    let done = eventually(Duration::from_secs(90), || latest_counts(&output) == expected);
+    let state = streams.state();
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "counts never matched the input (state {state:?}, error {:?}): {:?}", streams.error(), latest_counts(&output));
+    assert_eq!(streams.state(), State::NotRunning);
+    // Every update of a count is in the output, exactly once per word occurrence under exactly-once.
+    let updates = support::read_to_end(&output, Isolation::ReadCommitted).unwrap().len() as i64;
+    let occurrences: i64 = expected.values().sum();
+    if guarantee == "exactly_once_v2" {
+        assert_eq!(updates, occurrences);
+        support::await_stable(&output, Duration::from_secs(15)).unwrap();
+    } else {
+        assert!(updates >= occurrences);
+    }
+    let internal = [format!("{app}-counts-repartition"), format!("{app}-counts-changelog")];
+    let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn word_count_exactly_once() {
+    word_count("exactly_once_v2");
+}
+
+#[test]
+fn word_count_at_least_once() {
+    word_count("at_least_once");
+}
+
+/// A topology doubling i64 values; some input values are not 8 bytes long.
+fn doubler(input: &str, output: &str) -> kstreams::topology::Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(input, Consumed::with(Serdes::string(), Serdes::i64()))
+        .map_values(|v| v * 2)
+        .to(output, Produced::default());
+    builder.build().unwrap()
+}
+
+fn produce_with_poison(topic: &str) -> (Vec<(String, Vec<u8>)>, usize) {
+    let records: Vec<(String, Vec<u8>)> = (0..100i64)
+        .map(|i| if i % 10 == 3 { (format!("bad{i}"), b"not a long".to_vec()) } else { (format!("k{i}"), i.to_be_bytes().to_vec()) })
+        .collect();
+    support::produce_keyed(topic, records.clone()).unwrap();
+    let bad = records.iter().filter(|(k, _)| k.starts_with("bad")).count();
+    (records, bad)
+}
+
+#[test]
+fn poison_pills_go_to_the_dead_letter_topic_and_good_records_are_processed() {
+    support::require_broker();
+    let (input, output, dlq) = (support::unique_topic("pp-in"), support::unique_topic("pp-out"), support::unique_topic("pp-dlq"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2), TopicSpec::new(&dlq, 1)]).unwrap();
+    let (records, bad) = produce_with_poison(&input);
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = config(&support::unique_name("pp"), "exactly_once_v2", state_dir.path())
+        .set("default.deserialization.exception.handler", "dead_letter_queue")
+        .set("errors.dead.letter.queue.topic.name", &dlq);
+    let mut streams = KafkaStreams::new(doubler(&input, &output), cfg).unwrap();
+    streams.start().unwrap();
+    let good = records.len() - bad;
+    let done = eventually(Duration::from_secs(60), || {
+        support::read_to_end(&output, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0) >= good
+            && support::read_to_end(&dlq, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0) >= bad
+    });
+    assert_eq!(streams.state(), State::Running, "the app keeps running: {:?}", streams.error());
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "not every record arrived");
+    let out = support::read_to_end(&output, Isolation::ReadCommitted).unwrap();
+    assert_eq!(out.len(), good);
+    for r in &out {
+        let i: i64 = r.key_str()[1..].parse().unwrap();
+        assert_eq!(r.value.as_deref(), Some(&(i * 2).to_be_bytes()[..]));
+    }
+    let dead = support::read_to_end(&dlq, Isolation::ReadCommitted).unwrap();
+    assert_eq!(dead.len(), bad);
+    for r in &dead {
+        assert_eq!(r.value.as_deref(), Some(&b"not a long"[..]), "original bytes are kept");
+        let header = |name: &str| r.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.clone()).map(|v| String::from_utf8_lossy(&v).into_owned());
+        assert_eq!(header("__streams.errors.topic").as_deref(), Some(input.as_str()));
+        assert!(header("__streams.errors.partition").is_some() && header("__streams.errors.offset").is_some());
+        assert!(header("__streams.errors.message").unwrap_or_default().contains("i64"), "{:?}", r.headers);
+    }
+}
+
+#[test]
+fn log_and_fail_stops_in_error_naming_the_record() {
+    support::require_broker();
+    let (input, output) = (support::unique_topic("lf-in"), support::unique_topic("lf-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
+    produce_with_poison(&input);
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = config(&support::unique_name("lf"), "exactly_once_v2", state_dir.path());
+    let mut streams = KafkaStreams::new(doubler(&input, &output), cfg).unwrap();
+    streams.start().unwrap();
+    assert!(eventually(Duration::from_secs(60), || streams.state() == State::Error), "state {:?}", streams.state());
+    let error = streams.error().unwrap_or_default();
+    // The first poison pill is record 3, at offset 3 of the only partition.
+    assert!(error.contains(&format!("{input}-0@3")), "{error}");
+    streams.close(Duration::from_secs(30)).unwrap();
+    // Under exactly-once nothing after the last commit is visible: at most the 3 good records before it.
+    let out = support::read_to_end(&output, Isolation::ReadCommitted).unwrap();
+    assert!(out.len() <= 3, "{} records visible", out.len());
+}
+
+#[test]
+fn a_bad_setting_fails_at_start_naming_it() {
+    let err = KafkaStreams::new(doubler("a", "b"), StreamsConfig::new().set("application.id", "x")).err().unwrap();
+    assert!(err.to_string().contains("bootstrap.servers"), "{err}");
+    let err = KafkaStreams::new(
+        doubler("a", "b"),
+        StreamsConfig::new().set("application.id", "x").set("bootstrap.servers", "h:1").set("processing.guarantee", "twice"),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("processing.guarantee"), "{err}");
+}
