@@ -31,7 +31,9 @@ const TEXT: &[&str] = &[
 type Error = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let bootstrap = std::env::var("KSTREAMS_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
     let (input, output, app_id) =
@@ -81,7 +83,10 @@ fn main() -> Result<(), Error> {
         println!("{word:<10} {count}");
     }
     if counts != expected {
-        return Err(format!("counts differ from the input's: got {counts:?}, expected {expected:?} (app state {state:?})").into());
+        return Err(format!(
+            "counts differ from the input's: got {counts:?}, expected {expected:?} (app state {state:?})"
+        )
+        .into());
     }
     println!("word count matches the input: {} distinct words, {} in all", counts.len(), counts.values().sum::<i64>());
     Ok(())
@@ -92,7 +97,9 @@ fn create_topics(bootstrap: &str, topics: &[&str]) -> Result<(), Error> {
     let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1))).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     for result in runtime.block_on(admin.create_topics(&new, &AdminOptions::new()))? {
-        result.map_err(|(t, e)| format!("cannot create topic {t}: {e}; is a broker running at {bootstrap}? (scripts/kafka start)"))?;
+        result.map_err(|(t, e)| {
+            format!("cannot create topic {t}: {e}; is a broker running at {bootstrap}? (scripts/kafka start)")
+        })?;
     }
     Ok(())
 }

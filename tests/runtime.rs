@@ -69,7 +69,12 @@ fn word_count(guarantee: &str) {
     let done = eventually(Duration::from_secs(90), || latest_counts(&output) == expected);
     let state = streams.state();
     streams.close(Duration::from_secs(30)).unwrap();
-    assert!(done, "counts never matched the input (state {state:?}, error {:?}): {:?}", streams.error(), latest_counts(&output));
+    assert!(
+        done,
+        "counts never matched the input (state {state:?}, error {:?}): {:?}",
+        streams.error(),
+        latest_counts(&output)
+    );
     assert_eq!(streams.state(), State::NotRunning);
     // Every update of a count is in the output, exactly once per word occurrence under exactly-once.
     let updates = support::read_to_end(&output, Isolation::ReadCommitted).unwrap().len() as i64;
@@ -106,7 +111,13 @@ fn doubler(input: &str, output: &str) -> kstreams::topology::Topology {
 
 fn produce_with_poison(topic: &str) -> (Vec<(String, Vec<u8>)>, usize) {
     let records: Vec<(String, Vec<u8>)> = (0..100i64)
-        .map(|i| if i % 10 == 3 { (format!("bad{i}"), b"not a long".to_vec()) } else { (format!("k{i}"), i.to_be_bytes().to_vec()) })
+        .map(|i| {
+            if i % 10 == 3 {
+                (format!("bad{i}"), b"not a long".to_vec())
+            } else {
+                (format!("k{i}"), i.to_be_bytes().to_vec())
+            }
+        })
         .collect();
     support::produce_keyed(topic, records.clone()).unwrap();
     let bad = records.iter().filter(|(k, _)| k.starts_with("bad")).count();
@@ -116,8 +127,11 @@ fn produce_with_poison(topic: &str) -> (Vec<(String, Vec<u8>)>, usize) {
 #[test]
 fn poison_pills_go_to_the_dead_letter_topic_and_good_records_are_processed() {
     support::require_broker();
-    let (input, output, dlq) = (support::unique_topic("pp-in"), support::unique_topic("pp-out"), support::unique_topic("pp-dlq"));
-    let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2), TopicSpec::new(&dlq, 1)]).unwrap();
+    let (input, output, dlq) =
+        (support::unique_topic("pp-in"), support::unique_topic("pp-out"), support::unique_topic("pp-dlq"));
+    let _topics =
+        support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2), TopicSpec::new(&dlq, 1)])
+            .unwrap();
     let (records, bad) = produce_with_poison(&input);
     let state_dir = tempfile::tempdir().unwrap();
     let cfg = config(&support::unique_name("pp"), "exactly_once_v2", state_dir.path())
@@ -143,7 +157,13 @@ fn poison_pills_go_to_the_dead_letter_topic_and_good_records_are_processed() {
     assert_eq!(dead.len(), bad);
     for r in &dead {
         assert_eq!(r.value.as_deref(), Some(&b"not a long"[..]), "original bytes are kept");
-        let header = |name: &str| r.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.clone()).map(|v| String::from_utf8_lossy(&v).into_owned());
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.clone())
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
         assert_eq!(header("__streams.errors.topic").as_deref(), Some(input.as_str()));
         assert!(header("__streams.errors.partition").is_some() && header("__streams.errors.offset").is_some());
         assert!(header("__streams.errors.message").unwrap_or_default().contains("i64"), "{:?}", r.headers);
@@ -176,7 +196,10 @@ fn a_bad_setting_fails_at_start_naming_it() {
     assert!(err.to_string().contains("bootstrap.servers"), "{err}");
     let err = KafkaStreams::new(
         doubler("a", "b"),
-        StreamsConfig::new().set("application.id", "x").set("bootstrap.servers", "h:1").set("processing.guarantee", "twice"),
+        StreamsConfig::new()
+            .set("application.id", "x")
+            .set("bootstrap.servers", "h:1")
+            .set("processing.guarantee", "twice"),
     )
     .err()
     .unwrap();

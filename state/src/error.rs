@@ -25,7 +25,9 @@ pub enum StateError {
         source: std::io::Error,
     },
     /// Another process holds the lock on the state directory.
-    #[error("state directory {path} is locked by another process (pid {holder}); give each instance its own `state.dir`")]
+    #[error(
+        "state directory {path} is locked by another process (pid {holder}); give each instance its own `state.dir`"
+    )]
     Locked {
         /// The locked directory.
         path: std::path::PathBuf,

@@ -21,6 +21,9 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod keys;
+pub mod memory;
+pub mod rocksdb;
 pub mod store;
 
 pub use error::{StateError, StateResult};

@@ -136,7 +136,8 @@ impl RecordCollector for DriverCollector {
                 "partition {partition} of `{topic}` does not exist (it has {count})"
             )));
         }
-        let record = ProducedRecord { topic: topic.to_string(), partition, key, value, timestamp, headers: headers.clone() };
+        let record =
+            ProducedRecord { topic: topic.to_string(), partition, key, value, timestamp, headers: headers.clone() };
         self.produced
             .lock()
             .map_err(|_| StreamsError::IllegalState("test driver output lock poisoned".into()))?
@@ -217,7 +218,9 @@ impl TopologyTestDriver {
         let produced = Arc::new(Mutex::new(Produced::default()));
         let temp = match &config.state_dir {
             Some(_) => None,
-            None => Some(tempfile::tempdir().map_err(|e| StreamsError::IllegalState(format!("temporary state dir: {e}")))?),
+            None => {
+                Some(tempfile::tempdir().map_err(|e| StreamsError::IllegalState(format!("temporary state dir: {e}")))?)
+            }
         };
         let state_root = match (&config.state_dir, &temp) {
             (Some(dir), _) => dir.clone(),
@@ -243,7 +246,8 @@ impl TopologyTestDriver {
                     changelog: Some(Arc::new(DriverChangelog { produced: produced.clone() })),
                     record_timestamp: record_timestamp.clone(),
                 };
-                let collector = DriverCollector { produced: produced.clone(), partitions: partitions.clone(), round_robin: 0 };
+                let collector =
+                    DriverCollector { produced: produced.clone(), partitions: partitions.clone(), round_robin: 0 };
                 let mut task = StreamTask::new(
                     &topology,
                     sub,
@@ -466,7 +470,13 @@ impl<K: Data, V: Data> TestInputTopic<K, V> {
     }
 
     /// Pipes raw bytes (for example a payload that cannot be deserialized).
-    pub fn pipe_bytes(&self, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64, headers: Headers) -> Result<()> {
+    pub fn pipe_bytes(
+        &self,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<()> {
         let mut inner = self.inner.borrow_mut();
         let count = inner.partitions_of(&self.topic);
         let partition = match &key {
@@ -515,9 +525,14 @@ impl<K: Data, V: Data> TestOutputTopic<K, V> {
                     part,
                     source,
                 };
-                let key = self.key_serde.deserialize(&self.topic, &r.headers, r.key.as_deref()).map_err(|e| error("key", e))?;
-                let value =
-                    self.value_serde.deserialize(&self.topic, &r.headers, r.value.as_deref()).map_err(|e| error("value", e))?;
+                let key = self
+                    .key_serde
+                    .deserialize(&self.topic, &r.headers, r.key.as_deref())
+                    .map_err(|e| error("key", e))?;
+                let value = self
+                    .value_serde
+                    .deserialize(&self.topic, &r.headers, r.value.as_deref())
+                    .map_err(|e| error("value", e))?;
                 Ok((r.partition, Record { key, value, timestamp: r.timestamp, headers: r.headers }))
             })
             .collect()

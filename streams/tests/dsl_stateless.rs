@@ -5,7 +5,8 @@ use kstreams_streams::serde::Serdes;
 use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
 
 fn driver(builder: &StreamsBuilder) -> TopologyTestDriver {
-    TopologyTestDriver::new(builder.build().expect("topology builds"), TestDriverConfig::new("app")).expect("driver starts")
+    TopologyTestDriver::new(builder.build().expect("topology builds"), TestDriverConfig::new("app"))
+        .expect("driver starts")
 }
 
 #[test]
@@ -76,7 +77,14 @@ fn split_routes_to_first_matching_branch_and_default() {
     }
     let d = driver(&builder);
     let input = d.input_topic("in", Serdes::string(), Serdes::i64());
-    input.pipe_all([("a".to_string(), 5, 0), ("b".to_string(), 50, 0), ("c".to_string(), 500, 0), ("d".to_string(), 9, 0)]).unwrap();
+    input
+        .pipe_all([
+            ("a".to_string(), 5, 0),
+            ("b".to_string(), 50, 0),
+            ("c".to_string(), 500, 0),
+            ("d".to_string(), 9, 0),
+        ])
+        .unwrap();
     let read = |t: &str| d.output_topic(t, Serdes::string(), Serdes::i64()).read_key_values().unwrap();
     assert_eq!(read("sizes-small"), vec![("a".to_string(), 5), ("d".to_string(), 9)]);
     assert_eq!(read("sizes-medium"), vec![("b".to_string(), 50)]);
@@ -120,10 +128,15 @@ fn repartition_moves_records_to_the_partition_of_their_new_key() {
         assert_eq!(r.partition, kstreams_streams::partitioner::default_partition(key, 4));
     }
     let out = d.output_topic("out", Serdes::string(), Serdes::string());
-    let mut values: Vec<String> = out.read_key_values().unwrap().into_iter().map(|(k, v)| {
-        assert_eq!(k, v);
-        v
-    }).collect();
+    let mut values: Vec<String> = out
+        .read_key_values()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| {
+            assert_eq!(k, v);
+            v
+        })
+        .collect();
     values.sort();
     assert_eq!(values.len(), 20);
     assert_eq!(values[0], "v0");
@@ -149,7 +162,8 @@ fn undecodable_input_is_a_deserialization_error_naming_topic_partition_and_offse
     let d = driver(&builder);
     let input = d.input_topic("in", Serdes::string(), Serdes::i64());
     input.pipe("ok".into(), 1, 0).unwrap();
-    let err = input.pipe_bytes(Some(b"bad".to_vec()), Some(vec![1, 2, 3]), 0, Default::default()).unwrap_err().to_string();
+    let err =
+        input.pipe_bytes(Some(b"bad".to_vec()), Some(vec![1, 2, 3]), 0, Default::default()).unwrap_err().to_string();
     assert!(err.contains("in-0@1"), "{err}");
     assert!(err.contains("value"), "{err}");
 }

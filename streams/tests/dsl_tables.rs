@@ -31,7 +31,8 @@ fn table_table_inner_left_and_outer_joins_follow_both_sides() {
     dm.pipe("apple".into(), Some(8), 2).unwrap();
     dm.pipe("pear".into(), Some(1), 3).unwrap();
     s.pipe("apple".into(), None, 4).unwrap();
-    let read = |t: &str| d.output_topic(t, Serdes::string(), Serdes::nullable(Serdes::string())).read_key_values().unwrap();
+    let read =
+        |t: &str| d.output_topic(t, Serdes::string(), Serdes::nullable(Serdes::string())).read_key_values().unwrap();
     let some = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
     assert_eq!(read("inner"), vec![some("apple", "5/8"), ("apple".to_string(), None)]);
     assert_eq!(read("left"), vec![some("apple", "5/-"), some("apple", "5/8"), ("apple".to_string(), None)]);
@@ -45,7 +46,8 @@ fn table_table_inner_left_and_outer_joins_follow_both_sides() {
 fn grouped_table_count_and_reduce_follow_rows_that_change_group() {
     let b = StreamsBuilder::new();
     // product -> (category, price)
-    let products = b.table("products", Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_("products"));
+    let products =
+        b.table("products", Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_("products"));
     let by_category = products.group_by(
         |_, v: &String| {
             let (category, price) = v.split_once(':').unwrap_or((v.as_str(), "0"));
@@ -54,7 +56,10 @@ fn grouped_table_count_and_reduce_follow_rows_that_change_group() {
         Grouped::default(),
     );
     by_category.count(Materialized::as_("count-per-category")).to_stream().to("counts", Produced::default());
-    by_category.reduce(|a, b| a + b, |a, b| a - b, Materialized::as_("value-per-category")).to_stream().to("values", Produced::default());
+    by_category
+        .reduce(|a, b| a + b, |a, b| a - b, Materialized::as_("value-per-category"))
+        .to_stream()
+        .to("values", Produced::default());
     let d = TopologyTestDriver::new(b.build().unwrap(), TestDriverConfig::new("app")).unwrap();
     let input = d.input_topic("products", Serdes::string(), Serdes::nullable(Serdes::string()));
     input.pipe("p1".into(), Some("fruit:3".into()), 1).unwrap();
@@ -73,7 +78,10 @@ fn session_windows_merge_sessions_bridged_by_a_record() {
     let b = StreamsBuilder::new();
     b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
         .group_by_key(Grouped::default())
-        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(Duration::from_millis(10), Duration::from_millis(20)))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(20),
+        ))
         .count(Materialized::as_("sessions"))
         .to_stream()
         .map(|w: Windowed<String>, c: Option<i64>| {
@@ -88,7 +96,10 @@ fn session_windows_merge_sessions_bridged_by_a_record() {
     let out = d.output_topic("out", Serdes::string(), Serdes::i64()).read_key_values().unwrap();
     let e = |k: &str, v: i64| (k.to_string(), v);
     assert_eq!(out, vec![e("u[0,0]", 1), e("u[18,18]", 1), e("u[0,0]", -1), e("u[18,18]", -1), e("u[0,18]", 3)]);
-    let sessions = d.session_store::<String, i64, _>("sessions", 0, |s| s.find_sessions(&"u".to_string(), 0, 100)).unwrap().unwrap();
+    let sessions = d
+        .session_store::<String, i64, _>("sessions", 0, |s| s.find_sessions(&"u".to_string(), 0, 100))
+        .unwrap()
+        .unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!((sessions[0].0.start, sessions[0].0.end, sessions[0].1), (0, 18, 3));
 }
@@ -100,14 +111,23 @@ fn stream_stream_joins_within_windows_and_emit_unmatched_after_close() {
     let clicks = b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()));
     let views = b.stream("views", Consumed::with(Serdes::string(), Serdes::string()));
     let w = JoinWindows::of_time_difference_and_grace(Duration::from_millis(10), Duration::from_millis(5));
-    clicks.join_stream(&views, |c: &String, v: &String| format!("{c}+{v}"), w, StreamJoined::default()).to("inner", Produced::default());
     clicks
-        .left_join_stream(&views, |c: &String, v: Option<&String>| format!("{c}+{}", v.map_or("-", |v| v.as_str())), w, StreamJoined::default())
+        .join_stream(&views, |c: &String, v: &String| format!("{c}+{v}"), w, StreamJoined::default())
+        .to("inner", Produced::default());
+    clicks
+        .left_join_stream(
+            &views,
+            |c: &String, v: Option<&String>| format!("{c}+{}", v.map_or("-", |v| v.as_str())),
+            w,
+            StreamJoined::default(),
+        )
         .to("left", Produced::default());
     clicks
         .outer_join_stream(
             &views,
-            |c: Option<&String>, v: Option<&String>| format!("{}+{}", c.map_or("-", |c| c.as_str()), v.map_or("-", |v| v.as_str())),
+            |c: Option<&String>, v: Option<&String>| {
+                format!("{}+{}", c.map_or("-", |c| c.as_str()), v.map_or("-", |v| v.as_str()))
+            },
             w,
             StreamJoined::default(),
         )

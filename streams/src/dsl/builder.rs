@@ -116,7 +116,13 @@ impl StreamsBuilder {
         });
         let result = inner
             .topology
-            .add_source_with_extractor(&source, &[topic], key_serde.clone(), Serdes::nullable(value_serde.clone()), extractor)
+            .add_source_with_extractor(
+                &source,
+                &[topic],
+                key_serde.clone(),
+                Serdes::nullable(value_serde.clone()),
+                extractor,
+            )
             .map(|_| ());
         inner.check(result);
         drop(inner);

@@ -46,7 +46,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let prefix = self.grouped.name.clone().unwrap_or_else(|| store.to_string());
         let mut inner = self.stream.builder.borrow_mut();
         let ks = inner.serde(self.grouped.key_serde.clone(), self.stream.key_serde.as_ref(), "key of the grouping");
-        let vs = inner.serde(self.grouped.value_serde.clone(), self.stream.value_serde.as_ref(), "value of the grouping");
+        let vs =
+            inner.serde(self.grouped.value_serde.clone(), self.stream.value_serde.as_ref(), "value of the grouping");
         drop(inner);
         self.stream.through_repartition_topic(&prefix, ks, vs, None, None)
     }
@@ -74,7 +75,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             stream.key_serde.as_ref(),
             &format!("key of store `{store}`"),
         );
-        let vs = inner.serde(materialized.value_serde.clone(), inherited_value_serde.as_ref(), &format!("value of store `{store}`"));
+        let vs = inner.serde(
+            materialized.value_serde.clone(),
+            inherited_value_serde.as_ref(),
+            &format!("value of store `{store}`"),
+        );
         let builder = configure(Stores::key_value(&store, ks.clone(), vs.clone()), &materialized);
         let make = supplier(store.clone());
         let result = inner
@@ -93,12 +98,18 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Combines the values of each key with `reducer` (the first value starts the aggregate).
-    pub fn reduce(&self, reducer: impl Fn(V, V) -> V + Send + Sync + 'static, materialized: Materialized<K, V>) -> KTable<K, V> {
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
         let reducer: Arc<dyn Fn(V, V) -> V + Send + Sync> = Arc::new(reducer);
         let inherited = self.grouped.value_serde.clone().or_else(|| self.stream.value_serde.clone());
         self.aggregate_with("KSTREAM-REDUCE-", materialized, inherited, move |store| {
             let reducer = reducer.clone();
-            Box::new(move || Box::new(StreamReduce { store: store.clone(), reducer: reducer.clone(), _k: std::marker::PhantomData }))
+            Box::new(move || {
+                Box::new(StreamReduce { store: store.clone(), reducer: reducer.clone(), _k: std::marker::PhantomData })
+            })
         })
     }
 
@@ -114,7 +125,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.aggregate_with("KSTREAM-AGGREGATE-", materialized, None, move |store| {
             let (initializer, aggregator) = (initializer.clone(), aggregator.clone());
             Box::new(move || {
-                Box::new(StreamAggregate { store: store.clone(), initializer: initializer.clone(), aggregator: aggregator.clone() })
+                Box::new(StreamAggregate {
+                    store: store.clone(),
+                    initializer: initializer.clone(),
+                    aggregator: aggregator.clone(),
+                })
             })
         })
     }
@@ -138,7 +153,11 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     }
 
     /// Combines the values per key and window.
-    pub fn reduce(&self, reducer: impl Fn(V, V) -> V + Send + Sync + 'static, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V> {
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
         let reducer = Arc::new(reducer);
         let inherited = self.grouped.grouped.value_serde.clone().or_else(|| self.grouped.stream.value_serde.clone());
         self.windowed(
@@ -189,13 +208,14 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             stream.key_serde.as_ref(),
             &format!("key of store `{store}`"),
         );
-        let vs = inner.serde(materialized.value_serde.clone(), inherited_value_serde.as_ref(), &format!("value of store `{store}`"));
+        let vs = inner.serde(
+            materialized.value_serde.clone(),
+            inherited_value_serde.as_ref(),
+            &format!("value of store `{store}`"),
+        );
         let size = self.windows.size_ms();
-        let retention = materialized
-            .retention
-            .map(millis)
-            .unwrap_or(0)
-            .max(size.saturating_add(self.windows.grace_ms()));
+        let retention =
+            materialized.retention.map(millis).unwrap_or(0).max(size.saturating_add(self.windows.grace_ms()));
         let builder = configure(
             Stores::window(
                 &store,

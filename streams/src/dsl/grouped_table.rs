@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::dsl::change::Change;
 use crate::dsl::config::{Grouped, Materialized};
 use crate::dsl::kstream::KStream;
-use crate::dsl::ops::BoxedSupplier;
 use crate::dsl::ktable::{configure, KTable};
+use crate::dsl::ops::BoxedSupplier;
 use crate::error::Result;
 use crate::header::Headers;
 use crate::processor::{Processor, ProcessorContext};
@@ -79,11 +79,21 @@ impl<K: Data, V: Data, KR: Data, VR: Data> Processor<K, Change<V>, KR, Change<VR
         // Subtract first, so a row that stays in its group never counts twice.
         if let Some(old) = &r.value.old {
             let (key, value) = (self.selector)(&r.key, old);
-            ctx.forward(Record { key, value: Change { new: None, old: Some(value) }, timestamp: r.timestamp, headers: r.headers.clone() })?;
+            ctx.forward(Record {
+                key,
+                value: Change { new: None, old: Some(value) },
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+            })?;
         }
         if let Some(new) = &r.value.new {
             let (key, value) = (self.selector)(&r.key, new);
-            ctx.forward(Record { key, value: Change { new: Some(value), old: None }, timestamp: r.timestamp, headers: r.headers })?;
+            ctx.forward(Record {
+                key,
+                value: Change { new: Some(value), old: None },
+                timestamp: r.timestamp,
+                headers: r.headers,
+            })?;
         }
         Ok(())
     }
@@ -122,7 +132,11 @@ impl<V: Data> Serde<Change<V>> for ChangeSerde<V> {
         match flag {
             1 => Ok(Change { new: Some(value), old: None }),
             0 => Ok(Change { new: None, old: Some(value) }),
-            f => Err(SerdeError::Malformed { topic: topic.into(), serde: "table change", detail: format!("flag byte {f}") }),
+            f => Err(SerdeError::Malformed {
+                topic: topic.into(),
+                serde: "table change",
+                detail: format!("flag byte {f}"),
+            }),
         }
     }
 }
@@ -147,7 +161,12 @@ impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>, K, Change<VA>> for Tabl
             agg = (self.adder)(&r.key, v, agg);
         }
         store.put(&r.key, &agg)?;
-        ctx.forward(Record { key: r.key, value: Change { new: Some(agg), old }, timestamp: r.timestamp, headers: r.headers })
+        ctx.forward(Record {
+            key: r.key,
+            value: Change { new: Some(agg), old },
+            timestamp: r.timestamp,
+            headers: r.headers,
+        })
     }
 }
 
@@ -217,7 +236,12 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         let inherited = self.value_serde.clone();
         self.aggregate_with("KTABLE-REDUCE-", materialized, inherited, move |store| {
             Box::new(move || {
-                Box::new(TableReduce { store: store.clone(), adder: adder.clone(), subtractor: subtractor.clone(), _k: PhantomData })
+                Box::new(TableReduce {
+                    store: store.clone(),
+                    adder: adder.clone(),
+                    subtractor: subtractor.clone(),
+                    _k: PhantomData,
+                })
             })
         })
     }
@@ -247,8 +271,11 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         let stream = self.stream.through_repartition_topic(&prefix_topic, ks.clone(), vs, None, None);
         let mut inner = self.stream.builder.borrow_mut();
         let key_serde = inner.serde(materialized.key_serde.clone(), Some(&ks), &format!("key of store `{store}`"));
-        let value_serde =
-            inner.serde(materialized.value_serde.clone(), inherited_value_serde.as_ref(), &format!("value of store `{store}`"));
+        let value_serde = inner.serde(
+            materialized.value_serde.clone(),
+            inherited_value_serde.as_ref(),
+            &format!("value of store `{store}`"),
+        );
         let builder = configure(Stores::key_value(&store, key_serde.clone(), value_serde.clone()), &materialized);
         let result = inner
             .topology

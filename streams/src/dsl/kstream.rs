@@ -136,7 +136,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// A new key and value for each record (marks the stream for repartitioning).
-    pub fn map<KR: Data, VR: Data>(&self, mapper: impl Fn(K, V) -> (KR, VR) + Send + Sync + 'static) -> KStream<KR, VR> {
+    pub fn map<KR: Data, VR: Data>(
+        &self,
+        mapper: impl Fn(K, V) -> (KR, VR) + Send + Sync + 'static,
+    ) -> KStream<KR, VR> {
         self.stateless(
             "KSTREAM-MAP-",
             move |r| {
@@ -282,7 +285,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         let mut inner = self.builder.borrow_mut();
         let name = produced.name.clone().unwrap_or_else(|| inner.new_name("KSTREAM-SINK-"));
         let key_serde = inner.serde(produced.key_serde, self.key_serde.as_ref(), &format!("key of sink `{name}`"));
-        let value_serde = inner.serde(produced.value_serde, self.value_serde.as_ref(), &format!("value of sink `{name}`"));
+        let value_serde =
+            inner.serde(produced.value_serde, self.value_serde.as_ref(), &format!("value of sink `{name}`"));
         let result = inner
             .topology
             .add_sink_with(&name, topic, key_serde, value_serde, produced.partitioner, &[&self.node])
@@ -312,10 +316,17 @@ impl<K: Data, V: Data> KStream<K, V> {
             Some(n) => n.clone(),
             None => self.builder.borrow_mut().new_name("KSTREAM-REPARTITION-"),
         };
-        let key_serde = self.builder.borrow_mut().serde(repartitioned.key_serde, self.key_serde.as_ref(), "repartition key");
+        let key_serde =
+            self.builder.borrow_mut().serde(repartitioned.key_serde, self.key_serde.as_ref(), "repartition key");
         let value_serde =
             self.builder.borrow_mut().serde(repartitioned.value_serde, self.value_serde.as_ref(), "repartition value");
-        self.through_repartition_topic(&name, key_serde, value_serde, repartitioned.partitions, repartitioned.partitioner)
+        self.through_repartition_topic(
+            &name,
+            key_serde,
+            value_serde,
+            repartitioned.partitions,
+            repartitioned.partitioner,
+        )
     }
 
     /// Sink → `<prefix>-repartition` → source, with a null-key filter in front, as Kafka Streams
@@ -334,7 +345,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         let filter = inner.new_name("KSTREAM-FILTER-");
         let source = inner.new_name("KSTREAM-SOURCE-");
         let (ks, topic_for_filter) = (key_serde.clone(), topic.clone());
-        let filter_supplier = move || DropNullKeys::<K, V> { key_serde: ks.clone(), topic: topic_for_filter.clone(), _v: PhantomData };
+        let filter_supplier =
+            move || DropNullKeys::<K, V> { key_serde: ks.clone(), topic: topic_for_filter.clone(), _v: PhantomData };
         let result = inner
             .topology
             .add_processor(&filter, filter_supplier, &[&self.node])
@@ -406,9 +418,11 @@ impl<K: Data, V: Data> KStream<K, V> {
         prefix: &str,
     ) -> KStream<K, VR> {
         let stream = if self.repartition_required {
-            let name = joined.name.clone().unwrap_or_else(|| self.builder.borrow_mut().new_name("KSTREAM-REPARTITION-"));
+            let name =
+                joined.name.clone().unwrap_or_else(|| self.builder.borrow_mut().new_name("KSTREAM-REPARTITION-"));
             let ks = self.builder.borrow_mut().serde(joined.key_serde.clone(), self.key_serde.as_ref(), "join key");
-            let vs = self.builder.borrow_mut().serde(joined.value_serde.clone(), self.value_serde.as_ref(), "join value");
+            let vs =
+                self.builder.borrow_mut().serde(joined.value_serde.clone(), self.value_serde.as_ref(), "join value");
             self.through_repartition_topic(&name, ks, vs, None, None)
         } else {
             self.clone()
@@ -445,14 +459,10 @@ impl<K: Data, V: Data> KStream<K, V> {
 
 /// Topic configs of repartition topics, as Kafka Streams sets them.
 fn repartition_topic_configs() -> BTreeMap<String, String> {
-    [
-        ("cleanup.policy", "delete"),
-        ("segment.bytes", "52428800"),
-        ("retention.ms", "-1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    [("cleanup.policy", "delete"), ("segment.bytes", "52428800"), ("retention.ms", "-1")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The source topics upstream of `node` within its sub-topology.

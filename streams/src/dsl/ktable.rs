@@ -78,7 +78,11 @@ impl<K: Data, V: Data> KTable<K, V> {
         let supplier_store = store.clone();
         let result = inner
             .topology
-            .add_processor(&name, move || TableSource::<K, V> { store: supplier_store.clone(), _types: PhantomData }, &[parent])
+            .add_processor(
+                &name,
+                move || TableSource::<K, V> { store: supplier_store.clone(), _types: PhantomData },
+                &[parent],
+            )
             .and_then(|t| t.add_state_store(store_builder, &[&name]))
             .map(|_| ());
         inner.check(result);
@@ -96,9 +100,11 @@ impl<K: Data, V: Data> KTable<K, V> {
     ) -> Self {
         let mut inner = stream.builder.borrow_mut();
         let name = inner.new_name(prefix);
-        let store = materialized.store_name.clone().unwrap_or_else(|| inner.new_store_name(&format!("{prefix}STATE-STORE-")));
+        let store =
+            materialized.store_name.clone().unwrap_or_else(|| inner.new_store_name(&format!("{prefix}STATE-STORE-")));
         let ks = inner.serde(materialized.key_serde.clone(), key_serde.as_ref(), &format!("key of table `{name}`"));
-        let vs = inner.serde(materialized.value_serde.clone(), value_serde.as_ref(), &format!("value of table `{name}`"));
+        let vs =
+            inner.serde(materialized.value_serde.clone(), value_serde.as_ref(), &format!("value of table `{name}`"));
         drop(inner);
         Self::from_source(stream.builder.clone(), &stream.node, name, store, materialized, ks, vs)
     }
@@ -116,7 +122,8 @@ impl<K: Data, V: Data> KTable<K, V> {
         let mut store_builder = None;
         let mut vs = value_serde;
         if let Some(m) = materialized {
-            let store_name = m.store_name.clone().unwrap_or_else(|| inner.new_store_name(&format!("{prefix}STATE-STORE-")));
+            let store_name =
+                m.store_name.clone().unwrap_or_else(|| inner.new_store_name(&format!("{prefix}STATE-STORE-")));
             let ks = inner.serde(m.key_serde.clone(), self.key_serde.as_ref(), &format!("key of table `{name}`"));
             let v = inner.serde(m.value_serde.clone(), vs.as_ref(), &format!("value of table `{name}`"));
             store_builder = Some(configure(Stores::key_value(&store_name, ks, v.clone()), &m));
@@ -175,10 +182,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
         let mut inner = self.builder.borrow_mut();
         let name = inner.new_name("KTABLE-TOSTREAM-");
-        let result = inner
-            .topology
-            .add_processor(&name, || TableToStream::<K, V>(PhantomData), &[&self.node])
-            .map(|_| ());
+        let result =
+            inner.topology.add_processor(&name, || TableToStream::<K, V>(PhantomData), &[&self.node]).map(|_| ());
         inner.check(result);
         drop(inner);
         let value_serde = self.value_serde.as_ref().map(|s| crate::serde::Serdes::nullable(s.clone()));
@@ -204,7 +209,11 @@ impl<K: Data, V: Data> KTable<K, V> {
         let supplier_store = Some(store.clone());
         let result = inner
             .topology
-            .add_processor(&name, move || TableMap { f: identity.clone(), store: supplier_store.clone() }, &[&self.node])
+            .add_processor(
+                &name,
+                move || TableMap { f: identity.clone(), store: supplier_store.clone() },
+                &[&self.node],
+            )
             .and_then(|t| t.add_state_store(Stores::key_value(&store, ks, vs), &[&name]))
             .map(|_| ());
         inner.check(result);
@@ -219,7 +228,10 @@ impl<K: Data, V: Data> KTable<K, V> {
 }
 
 /// Applies a `Materialized`'s backend, logging and caching to a store builder.
-pub(crate) fn configure<K, V>(mut builder: crate::store::StoreBuilder, m: &Materialized<K, V>) -> crate::store::StoreBuilder {
+pub(crate) fn configure<K, V>(
+    mut builder: crate::store::StoreBuilder,
+    m: &Materialized<K, V>,
+) -> crate::store::StoreBuilder {
     if m.backend == kstreams_state::Backend::InMemory {
         builder = builder.in_memory();
     }

@@ -188,7 +188,9 @@ impl<K: Data, V: Data, VT: Data, VR: Data> Processor<K, V, K, VR> for StreamTabl
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, VR>, record: Record<K, V>) -> Result<()> {
         let other = ctx.key_value_store::<K, VT>(&self.store)?.get(&record.key)?;
         match (self.joiner)(record.value, other) {
-            Some(value) => ctx.forward(Record { key: record.key, value, timestamp: record.timestamp, headers: record.headers }),
+            Some(value) => {
+                ctx.forward(Record { key: record.key, value, timestamp: record.timestamp, headers: record.headers })
+            }
             None => Ok(()),
         }
     }

@@ -84,7 +84,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             stream.key_serde.as_ref(),
             &format!("key of store `{store}`"),
         );
-        let vs: SharedSerde<VA> = inner.serde(materialized.value_serde.clone(), None, &format!("value of store `{store}`"));
+        let vs: SharedSerde<VA> =
+            inner.serde(materialized.value_serde.clone(), None, &format!("value of store `{store}`"));
         let retention = materialized
             .retention
             .map(millis)
@@ -171,6 +172,11 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for Se
         let old = ctx.session_store::<K, VA>(&self.store)?.fetch_session(&r.key, merged)?;
         agg = (self.aggregator)(&r.key, r.value, agg);
         ctx.session_store::<K, VA>(&self.store)?.put(&r.key, merged, &agg)?;
-        ctx.forward(Record { key: windowed(r.key, merged), value: Change { new: Some(agg), old }, timestamp: ts, headers: r.headers })
+        ctx.forward(Record {
+            key: windowed(r.key, merged),
+            value: Change { new: Some(agg), old },
+            timestamp: ts,
+            headers: r.headers,
+        })
     }
 }

@@ -164,7 +164,11 @@ impl<VL: Data, VR: Data> Serde<Pending<VL, VR>> for PendingSerde<VL, VR> {
         match b.split_first() {
             Some((1, rest)) => Ok(Pending::Left(self.left.deserialize(topic, headers, Some(rest))?)),
             Some((0, rest)) => Ok(Pending::Right(self.right.deserialize(topic, headers, Some(rest))?)),
-            _ => Err(SerdeError::Malformed { topic: topic.into(), serde: "join pending value", detail: "bad side flag".into() }),
+            _ => Err(SerdeError::Malformed {
+                topic: topic.into(),
+                serde: "join pending value",
+                detail: "bad side flag".into(),
+            }),
         }
     }
 }
@@ -266,7 +270,12 @@ impl<K: Data, VL: Data, VR: Data, VO: Data, const LEFT: bool> JoinSide<K, VL, VR
                     matched = true;
                     self.forget_pending(ctx, &key, other_ts, false)?;
                     let value = (self.spec.joiner)(Some(l), Some(&r));
-                    ctx.forward(Record { key: key.clone(), value, timestamp: ts.max(other_ts), headers: headers.clone() })?;
+                    ctx.forward(Record {
+                        key: key.clone(),
+                        value,
+                        timestamp: ts.max(other_ts),
+                        headers: headers.clone(),
+                    })?;
                 }
             }
             Pending::Right(r) => {
@@ -280,7 +289,12 @@ impl<K: Data, VL: Data, VR: Data, VO: Data, const LEFT: bool> JoinSide<K, VL, VR
                     matched = true;
                     self.forget_pending(ctx, &key, other_ts, true)?;
                     let value = (self.spec.joiner)(Some(&l), Some(r));
-                    ctx.forward(Record { key: key.clone(), value, timestamp: ts.max(other_ts), headers: headers.clone() })?;
+                    ctx.forward(Record {
+                        key: key.clone(),
+                        value,
+                        timestamp: ts.max(other_ts),
+                        headers: headers.clone(),
+                    })?;
                 }
             }
         }
@@ -437,18 +451,29 @@ impl<K: Data, V: Data> KStream<K, V> {
                 )
             })
             .and_then(|t| {
-                t.add_state_store(Stores::window(&left_store, retention, window, true, ks.clone(), vs.clone()), &[&this_name, &other_name])
+                t.add_state_store(
+                    Stores::window(&left_store, retention, window, true, ks.clone(), vs.clone()),
+                    &[&this_name, &other_name],
+                )
             })
             .and_then(|t| {
-                t.add_state_store(Stores::window(&right_store, retention, window, true, ks.clone(), os.clone()), &[&this_name, &other_name])
+                t.add_state_store(
+                    Stores::window(&right_store, retention, window, true, ks.clone(), os.clone()),
+                    &[&this_name, &other_name],
+                )
             })
-            .and_then(|t| t.add_processor(&merge, Stateless::<K, VR, K, VR>::supplier(Emit::One), &[&this_name, &other_name]))
+            .and_then(|t| {
+                t.add_processor(&merge, Stateless::<K, VR, K, VR>::supplier(Emit::One), &[&this_name, &other_name])
+            })
             .map(|_| ());
         if let Some(store) = &pending_store {
             let key_serde: SharedSerde<PendingKey<K>> = Arc::new(PendingKeySerde { key: ks.clone() });
-            let value_serde: SharedSerde<Pending<V, VO>> = Arc::new(PendingSerde { left: vs.clone(), right: os.clone() });
+            let value_serde: SharedSerde<Pending<V, VO>> =
+                Arc::new(PendingSerde { left: vs.clone(), right: os.clone() });
             result = result.and_then(|_| {
-                b.topology.add_state_store(Stores::key_value(store, key_serde, value_serde), &[&this_name, &other_name]).map(|_| ())
+                b.topology
+                    .add_state_store(Stores::key_value(store, key_serde, value_serde), &[&this_name, &other_name])
+                    .map(|_| ())
             });
         }
         b.check(result);

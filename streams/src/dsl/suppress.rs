@@ -65,7 +65,12 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
             .topology
             .add_processor(
                 &name,
-                move || Suppress::<K, V> { store: store_name.clone(), grace, next_due: None, _v: std::marker::PhantomData },
+                move || Suppress::<K, V> {
+                    store: store_name.clone(),
+                    grace,
+                    next_due: None,
+                    _v: std::marker::PhantomData,
+                },
                 &[&self.node],
             )
             .and_then(|t| t.add_state_store(Stores::key_value(&store, key_serde, buffered), &[&name]))
@@ -133,7 +138,8 @@ impl<V: Data> Serde<Stamped<V>> for StampedSerde<V> {
     }
 
     fn deserialize(&self, topic: &str, headers: &Headers, data: Option<&[u8]>) -> Result<Stamped<V>, SerdeError> {
-        let bytes = data.ok_or(SerdeError::Null { topic: topic.into(), serde: "suppress buffer value", what: "data" })?;
+        let bytes =
+            data.ok_or(SerdeError::Null { topic: topic.into(), serde: "suppress buffer value", what: "data" })?;
         let (ts, rest) = bytes.split_at_checked(8).ok_or_else(|| SerdeError::Malformed {
             topic: topic.into(),
             serde: "suppress buffer value",

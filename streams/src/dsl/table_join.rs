@@ -32,7 +32,12 @@ impl<K: Data, V: Data, VO: Data, VR: Data> Processor<K, Change<V>, K, Change<VR>
         if new.is_none() && old.is_none() {
             return Ok(());
         }
-        ctx.forward(Record { key: record.key, value: Change { new, old }, timestamp: record.timestamp, headers: record.headers })
+        ctx.forward(Record {
+            key: record.key,
+            value: Change { new, old },
+            timestamp: record.timestamp,
+            headers: record.headers,
+        })
     }
 }
 
@@ -107,14 +112,22 @@ impl<K: Data, V: Data> KTable<K, V> {
             .and_then(|t| {
                 t.add_processor(
                     &other_name,
-                    move || TableJoinSide::<K, VO, V, VR> { other_store: s2.clone(), joiner: flipped.clone(), _k: PhantomData },
+                    move || TableJoinSide::<K, VO, V, VR> {
+                        other_store: s2.clone(),
+                        joiner: flipped.clone(),
+                        _k: PhantomData,
+                    },
                     &[&other.node],
                 )
             })
             .and_then(|t| t.connect_processor_and_state_stores(&this_name, &[&other_store]))
             .and_then(|t| t.connect_processor_and_state_stores(&other_name, &[&this_store]))
             .and_then(|t| {
-                t.add_processor(&merge, Stateless::<K, Change<VR>, K, Change<VR>>::supplier(Emit::One), &[&this_name, &other_name])
+                t.add_processor(
+                    &merge,
+                    Stateless::<K, Change<VR>, K, Change<VR>>::supplier(Emit::One),
+                    &[&this_name, &other_name],
+                )
             })
             .map(|_| ());
         inner.check(result);
@@ -124,4 +137,3 @@ impl<K: Data, V: Data> KTable<K, V> {
         KTable::new(self.builder.clone(), merge, None, self.key_serde.clone(), None)
     }
 }
-

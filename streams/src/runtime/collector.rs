@@ -150,8 +150,7 @@ impl RecordCollector for KafkaCollector {
 
 impl ChangelogSink for KafkaCollector {
     fn send(&self, r: ChangelogRecord<'_>) -> StateResult<()> {
-        self.send_raw(r.topic, Some(r.partition), Some(r.key), r.value, r.timestamp, None).map_err(|e| {
-            StateError::Changelog { store: r.topic.to_string(), detail: e.to_string() }
-        })
+        self.send_raw(r.topic, Some(r.partition), Some(r.key), r.value, r.timestamp, None)
+            .map_err(|e| StateError::Changelog { store: r.topic.to_string(), detail: e.to_string() })
     }
 }

@@ -135,7 +135,9 @@ impl StreamsConfig {
         if !application_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
             return Err(StreamsError::config(
                 "application.id",
-                format!("`{application_id}` may contain only ASCII letters, digits, '.', '_' and '-' (it names topics)"),
+                format!(
+                    "`{application_id}` may contain only ASCII letters, digits, '.', '_' and '-' (it names topics)"
+                ),
             ));
         }
         let bootstrap_servers = required("bootstrap.servers")?;
@@ -166,25 +168,28 @@ impl StreamsConfig {
         let max_task_idle: u64 = self.parse("max.task.idle.ms", 0, "a number of milliseconds")?;
         let cache_max_bytes: u64 = self.parse("statestore.cache.max.bytes", 10 * 1024 * 1024, "a number of bytes")?;
         let poll_ms: u64 = self.parse("poll.ms", 100, "a number of milliseconds")?;
-        let deserialization_handler = match self.get("default.deserialization.exception.handler").unwrap_or("log_and_fail") {
-            "log_and_fail" | "LogAndFailExceptionHandler" => DeserializationHandler::LogAndFail,
-            "log_and_continue" | "LogAndContinueExceptionHandler" => DeserializationHandler::LogAndContinue,
-            "dead_letter_queue" => match self.get("errors.dead.letter.queue.topic.name") {
-                Some(t) if !t.trim().is_empty() => DeserializationHandler::DeadLetterQueue { topic: t.trim().to_string() },
-                _ => {
+        let deserialization_handler =
+            match self.get("default.deserialization.exception.handler").unwrap_or("log_and_fail") {
+                "log_and_fail" | "LogAndFailExceptionHandler" => DeserializationHandler::LogAndFail,
+                "log_and_continue" | "LogAndContinueExceptionHandler" => DeserializationHandler::LogAndContinue,
+                "dead_letter_queue" => match self.get("errors.dead.letter.queue.topic.name") {
+                    Some(t) if !t.trim().is_empty() => {
+                        DeserializationHandler::DeadLetterQueue { topic: t.trim().to_string() }
+                    }
+                    _ => {
+                        return Err(StreamsError::config(
+                            "errors.dead.letter.queue.topic.name",
+                            "is required when default.deserialization.exception.handler is dead_letter_queue",
+                        ))
+                    }
+                },
+                other => {
                     return Err(StreamsError::config(
-                        "errors.dead.letter.queue.topic.name",
-                        "is required when default.deserialization.exception.handler is dead_letter_queue",
+                        "default.deserialization.exception.handler",
+                        format!("`{other}` is not one of log_and_fail, log_and_continue, dead_letter_queue"),
                     ))
                 }
-            },
-            other => {
-                return Err(StreamsError::config(
-                    "default.deserialization.exception.handler",
-                    format!("`{other}` is not one of log_and_fail, log_and_continue, dead_letter_queue"),
-                ))
-            }
-        };
+            };
         let passthrough = self
             .props
             .iter()

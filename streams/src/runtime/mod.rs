@@ -101,7 +101,11 @@ impl KafkaStreams {
         Ok(KafkaStreams {
             topology: Arc::new(topology),
             config: Arc::new(config),
-            shared: Arc::new(Shared { state: Mutex::new(State::Created), listener: Mutex::new(None), error: Mutex::new(None) }),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::Created),
+                listener: Mutex::new(None),
+                error: Mutex::new(None),
+            }),
             threads: Vec::new(),
             thread_shared: Arc::new(ThreadShared { shutdown: Default::default() }),
         })

@@ -104,10 +104,7 @@ fn is_eos(config: &ValidConfig) -> bool {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Creates a producer; under exactly-once a transactional one, initialized (which fences any
@@ -141,8 +138,11 @@ pub(crate) fn create(
     let subs = topology.subtopologies();
     let internal: HashSet<String> = topology.internal_topics().into_iter().map(|t| t.name).collect();
     let full = |t: &str| if internal.contains(t) { format!("{}-{t}", config.application_id) } else { t.to_string() };
-    let topic_to_sub: HashMap<String, u32> =
-        subs.iter().flat_map(|s| s.source_topics.iter().map(move |t| (t.clone(), s.id))).map(|(t, s)| (full(&t), s)).collect();
+    let topic_to_sub: HashMap<String, u32> = subs
+        .iter()
+        .flat_map(|s| s.source_topics.iter().map(move |t| (t.clone(), s.id)))
+        .map(|(t, s)| (full(&t), s))
+        .collect();
     let transactional_id = format!("{}-{process_id}-{index}", config.application_id);
     let producer_ctx = ProducerCtx::default();
     let producer = create_producer(&config, &transactional_id, producer_ctx.clone())?;
@@ -171,10 +171,7 @@ pub(crate) fn create(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set(
-            "isolation.level",
-            if is_eos(&config) { "read_committed" } else { "read_uncommitted" },
-        );
+        .set("isolation.level", if is_eos(&config) { "read_committed" } else { "read_uncommitted" });
     if let Some(id) = &config.group_instance_id {
         client.set("group.instance.id", format!("{id}-{index}"));
     }
@@ -240,8 +237,7 @@ impl ThreadWork {
 
     /// Creates the tasks of assigned partitions that have none yet, restoring their stores.
     fn ensure_tasks(&mut self) -> Result<()> {
-        let wanted: HashSet<TaskId> =
-            self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
+        let wanted: HashSet<TaskId> = self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
         for id in wanted {
             if self.tasks.contains_key(&id) {
                 continue;
@@ -294,13 +290,14 @@ impl ThreadWork {
         };
         let headers: Headers = m
             .headers()
-            .map(|hs| hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect())
+            .map(|hs| {
+                hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect()
+            })
             .unwrap_or_default();
         let timestamp = m.timestamp().to_millis().unwrap_or(-1);
-        let entry = self
-            .tasks
-            .get_mut(&id)
-            .ok_or_else(|| StreamsError::IllegalState(format!("record for {topic}-{partition} but task {id} is not assigned")))?;
+        let entry = self.tasks.get_mut(&id).ok_or_else(|| {
+            StreamsError::IllegalState(format!("record for {topic}-{partition} but task {id} is not assigned"))
+        })?;
         let result = entry.task.process(ConsumedBytes {
             topic: &topic,
             partition,
@@ -468,7 +465,8 @@ fn send_to_dlq(producer: &KProducer, dlq: &str, m: &BorrowedMessage<'_>, error: 
     ] {
         headers = headers.insert(rdkafka::message::Header { key, value: Some(value.as_bytes()) });
     }
-    let mut record: rdkafka::producer::BaseRecord<'_, [u8], [u8]> = rdkafka::producer::BaseRecord::to(dlq).headers(headers);
+    let mut record: rdkafka::producer::BaseRecord<'_, [u8], [u8]> =
+        rdkafka::producer::BaseRecord::to(dlq).headers(headers);
     if let Some(k) = m.key() {
         record = record.key(k);
     }

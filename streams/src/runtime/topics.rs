@@ -55,7 +55,9 @@ pub(crate) fn prepare(topology: &Topology, config: &ValidConfig) -> Result<HashM
     let mut to_create = Vec::new();
     for (name, topic) in &internal {
         let Some(&partitions) = counts.get(name) else {
-            return Err(StreamsError::Topology(format!("cannot derive the partition count of internal topic `{name}`")));
+            return Err(StreamsError::Topology(format!(
+                "cannot derive the partition count of internal topic `{name}`"
+            )));
         };
         let real = full(name);
         match existing.get(&real) {
@@ -73,13 +75,19 @@ pub(crate) fn prepare(topology: &Topology, config: &ValidConfig) -> Result<HashM
         let new_topics: Vec<NewTopic<'_>> = to_create
             .iter()
             .map(|(name, partitions, configs)| {
-                configs.iter().fold(NewTopic::new(name, *partitions, TopicReplication::Fixed(config.replication_factor)), |t, (k, v)| t.set(k, v))
+                configs.iter().fold(
+                    NewTopic::new(name, *partitions, TopicReplication::Fixed(config.replication_factor)),
+                    |t, (k, v)| t.set(k, v),
+                )
             })
             .collect();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-            StreamsError::IllegalState(format!("cannot start the admin runtime: {e}"))
-        })?;
-        let results = runtime.block_on(admin.create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StreamsError::IllegalState(format!("cannot start the admin runtime: {e}")))?;
+        let results = runtime.block_on(
+            admin.create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))),
+        )?;
         for result in results {
             match result {
                 Ok(name) => tracing::info!(topic = %name, "created internal topic"),
@@ -94,7 +102,9 @@ pub(crate) fn prepare(topology: &Topology, config: &ValidConfig) -> Result<HashM
         let deadline = Instant::now() + Duration::from_secs(30);
         while partition_counts(&admin, &names)?.len() < names.len() {
             if Instant::now() > deadline {
-                return Err(StreamsError::IllegalState(format!("internal topics {names:?} did not appear within 30 s")));
+                return Err(StreamsError::IllegalState(format!(
+                    "internal topics {names:?} did not appear within 30 s"
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

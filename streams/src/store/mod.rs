@@ -25,8 +25,6 @@ use std::time::Duration;
 
 use kstreams_state::{Backend, StoreKind, StoreSpec};
 
-pub(crate) use shim::StoreHandle;
-
 pub use typed::{KeyValueStore, SessionStore, WindowStore};
 
 use crate::error::{Result, StreamsError};
@@ -100,12 +98,10 @@ impl Stores {
         StoreBuilder {
             spec: spec(name, StoreKind::KeyValue),
             typed: Arc::new(move |handle, topic| match handle {
-                StoreHandle::KeyValue(inner) => Ok(Box::new(KeyValueStore::new(
-                    inner,
-                    topic,
-                    key_serde.clone(),
-                    value_serde.clone(),
-                )) as Box<dyn RegisteredStore>),
+                StoreHandle::KeyValue(inner) => {
+                    Ok(Box::new(KeyValueStore::new(inner, topic, key_serde.clone(), value_serde.clone()))
+                        as Box<dyn RegisteredStore>)
+                }
                 _ => Err(mismatch(&store, "a key-value store")),
             }),
         }
@@ -129,13 +125,10 @@ impl Stores {
                 StoreKind::Window { retention_ms: millis(retention), window_size_ms: size, retain_duplicates },
             ),
             typed: Arc::new(move |handle, topic| match handle {
-                StoreHandle::Window(inner) => Ok(Box::new(WindowStore::new(
-                    inner,
-                    topic,
-                    size,
-                    key_serde.clone(),
-                    value_serde.clone(),
-                )) as Box<dyn RegisteredStore>),
+                StoreHandle::Window(inner) => {
+                    Ok(Box::new(WindowStore::new(inner, topic, size, key_serde.clone(), value_serde.clone()))
+                        as Box<dyn RegisteredStore>)
+                }
                 _ => Err(mismatch(&store, "a window store")),
             }),
         }
@@ -152,12 +145,10 @@ impl Stores {
         StoreBuilder {
             spec: spec(name, StoreKind::Session { retention_ms: millis(retention) }),
             typed: Arc::new(move |handle, topic| match handle {
-                StoreHandle::Session(inner) => Ok(Box::new(SessionStore::new(
-                    inner,
-                    topic,
-                    key_serde.clone(),
-                    value_serde.clone(),
-                )) as Box<dyn RegisteredStore>),
+                StoreHandle::Session(inner) => {
+                    Ok(Box::new(SessionStore::new(inner, topic, key_serde.clone(), value_serde.clone()))
+                        as Box<dyn RegisteredStore>)
+                }
                 _ => Err(mismatch(&store, "a session store")),
             }),
         }
@@ -197,31 +188,44 @@ pub(crate) fn changelog_configs(spec: &StoreSpec) -> BTreeMap<String, String> {
     configs
 }
 
-/// Opens the layer stack of a store for a task.
+/// Opens a store for a task: RocksDB under `<task dir>/rocksdb/<store>` (sharing the process's
+/// block cache and write-buffer manager) or in memory.
+///
+/// The change-logging and caching layers of `kstreams-state` are not stacked on yet: stores are
+/// restored from their changelog topics, but nothing writes to those topics so far.
 pub(crate) fn open(spec: &StoreSpec, ctx: &kstreams_state::StoreContext) -> Result<StoreHandle> {
-    shim::open(spec, ctx)
+    use kstreams_state::memory::{InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore};
+    use kstreams_state::rocksdb::{RocksDbKeyValueStore, RocksDbResources, RocksDbSessionStore, RocksDbWindowStore};
+
+    let name = spec.name.clone();
+    let path = ctx.task_dir.join("rocksdb").join(&spec.name);
+    let resources = RocksDbResources::shared_default();
+    Ok(match (spec.backend, &spec.kind) {
+        (Backend::InMemory, StoreKind::KeyValue) => StoreHandle::KeyValue(Box::new(InMemoryKeyValueStore::new(name))),
+        (Backend::InMemory, StoreKind::Window { retention_ms, retain_duplicates, .. }) => {
+            StoreHandle::Window(Box::new(InMemoryWindowStore::new(name, *retention_ms, *retain_duplicates)))
+        }
+        (Backend::InMemory, StoreKind::Session { retention_ms }) => {
+            StoreHandle::Session(Box::new(InMemorySessionStore::new(name, *retention_ms)))
+        }
+        (Backend::RocksDb, StoreKind::KeyValue) => {
+            StoreHandle::KeyValue(Box::new(RocksDbKeyValueStore::open(name, path, &resources)?))
+        }
+        (Backend::RocksDb, StoreKind::Window { retention_ms, retain_duplicates, .. }) => StoreHandle::Window(Box::new(
+            RocksDbWindowStore::open(name, path, *retention_ms, *retain_duplicates, &resources)?,
+        )),
+        (Backend::RocksDb, StoreKind::Session { retention_ms }) => {
+            StoreHandle::Session(Box::new(RocksDbSessionStore::open(name, path, *retention_ms, &resources)?))
+        }
+    })
 }
 
-// TEMPORARY: in-memory stores until kstreams-state's `open_store` lands.
-mod shim {
-    use kstreams_state::memory::{InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore};
-    use kstreams_state::{KeyValueBytesStore, SessionBytesStore, StoreContext, StoreKind, StoreSpec, WindowBytesStore};
-
-    pub enum StoreHandle {
-        KeyValue(Box<dyn KeyValueBytesStore>),
-        Window(Box<dyn WindowBytesStore>),
-        Session(Box<dyn SessionBytesStore>),
-    }
-
-    pub fn open(spec: &StoreSpec, _ctx: &StoreContext) -> crate::error::Result<StoreHandle> {
-        Ok(match spec.kind {
-            StoreKind::KeyValue => StoreHandle::KeyValue(Box::new(InMemoryKeyValueStore::new(spec.name.clone()))),
-            StoreKind::Window { retention_ms, retain_duplicates, .. } => StoreHandle::Window(Box::new(
-                InMemoryWindowStore::new(spec.name.clone(), retention_ms, retain_duplicates),
-            )),
-            StoreKind::Session { retention_ms } => {
-                StoreHandle::Session(Box::new(InMemorySessionStore::new(spec.name.clone(), retention_ms)))
-            }
-        })
-    }
+/// An opened store, by shape.
+pub(crate) enum StoreHandle {
+    /// A key-value store.
+    KeyValue(Box<dyn kstreams_state::KeyValueBytesStore>),
+    /// A window store.
+    Window(Box<dyn kstreams_state::WindowBytesStore>),
+    /// A session store.
+    Session(Box<dyn kstreams_state::SessionBytesStore>),
 }

@@ -46,7 +46,13 @@ impl<K: Data, V: Data> Codec<K, V> {
     }
 
     fn corrupt(&self, source: crate::serde::SerdeError) -> StreamsError {
-        StreamsError::Deserialization { topic: self.topic.clone(), partition: -1, offset: -1, part: "store entry", source }
+        StreamsError::Deserialization {
+            topic: self.topic.clone(),
+            partition: -1,
+            offset: -1,
+            part: "store entry",
+            source,
+        }
     }
 }
 

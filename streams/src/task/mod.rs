@@ -11,13 +11,13 @@ use kstreams_state::StoreSpec;
 
 use crate::store::StoreHandle;
 
+use self::core::{NodeSlot, RecordCollector, TaskCore};
 use crate::error::{Result, StreamsError};
 use crate::metrics::TaskMetrics;
 use crate::processor::node::{ConsumedBytes, RawSource};
 use crate::processor::PunctuationType;
 use crate::record::RecordMetadata;
 use crate::topology::{NodeKind, SubTopology, Topology};
-use self::core::{NodeSlot, RecordCollector, TaskCore};
 
 pub use self::core::RecordCollector as Collector;
 
@@ -72,11 +72,7 @@ impl StreamTask {
     ) -> Result<Self> {
         let id = TaskId { subtopology: sub.id, partition };
         let local: HashMap<usize, usize> = sub.nodes.iter().enumerate().map(|(l, &g)| (g, l)).collect();
-        let internal: HashSet<String> = topology
-            .internal_topics()
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        let internal: HashSet<String> = topology.internal_topics().into_iter().map(|t| t.name).collect();
         let internal = Arc::new(internal);
         let resolve = |t: &str| {
             if internal.contains(t) {
@@ -148,7 +144,8 @@ impl StreamTask {
             StreamsError::IllegalState(format!("task {} has no source for topic `{}`", self.core.task_id, bytes.topic))
         })?;
         let partition_time = self.partition_time.get(bytes.topic).copied().unwrap_or(i64::MIN);
-        let metadata = RecordMetadata { topic: bytes.topic.to_string(), partition: bytes.partition, offset: bytes.offset };
+        let metadata =
+            RecordMetadata { topic: bytes.topic.to_string(), partition: bytes.partition, offset: bytes.offset };
         let record = source.deserialize(bytes, partition_time)?;
         if record.timestamp < 0 {
             self.core.metrics.dropped_records.inc();

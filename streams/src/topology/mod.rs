@@ -312,7 +312,9 @@ impl Topology {
                 StreamsError::Topology(format!("processor `{processor}` does not exist; add it before its stores"))
             })?;
             if !matches!(self.nodes[index].kind, NodeKind::Processor) {
-                return Err(StreamsError::Topology(format!("`{processor}` is not a processor; only processors use stores")));
+                return Err(StreamsError::Topology(format!(
+                    "`{processor}` is not a processor; only processors use stores"
+                )));
             }
             for store in stores {
                 let entry = self.stores.iter_mut().find(|(b, _)| b.spec().name == *store).ok_or_else(|| {
@@ -505,8 +507,11 @@ impl Topology {
                 if counts.contains_key(*topic) {
                     continue;
                 }
-                let sources: Vec<&String> =
-                    subs.iter().filter(|s| s.sink_topics.contains(topic)).flat_map(|s| s.source_topics.iter()).collect();
+                let sources: Vec<&String> = subs
+                    .iter()
+                    .filter(|s| s.sink_topics.contains(topic))
+                    .flat_map(|s| s.source_topics.iter())
+                    .collect();
                 if !sources.is_empty() && sources.iter().all(|t| counts.contains_key(*t)) {
                     let n = sources.iter().filter_map(|t| counts.get(*t).copied()).max().unwrap_or(1);
                     counts.insert((*topic).clone(), n);

@@ -1,0 +1,84 @@
+//! RocksDB backends, the default for persistent stores.
+//!
+//! - [`RocksDbKeyValueStore`]: one RocksDB instance per store, under `<task dir>/rocksdb/<store>`;
+//! - [`RocksDbWindowStore`] and [`RocksDbSessionStore`]: one RocksDB instance per store whose data is
+//!   split into time segments, **one column family per segment** (see [`segments`]), so expired data
+//!   is dropped a whole segment at a time by dropping its column family;
+//! - [`RocksDbResources`]: the block cache and write-buffer manager shared by every instance of the
+//!   process, so RocksDB memory does not grow with partitions × stores.
+//!
+//! A folder whose RocksDB files are corrupt is detected at open, wiped with a `warn!` saying why,
+//! and reopened empty (the store reports [`was_fresh`](RocksDbKeyValueStore::was_fresh) so the runtime
+//! restores it from the start of its changelog).
+
+mod kv;
+mod resources;
+pub mod segments;
+mod session;
+mod window;
+
+pub use kv::RocksDbKeyValueStore;
+pub use resources::{RocksDbConfigSetter, RocksDbResources};
+pub use session::RocksDbSessionStore;
+pub use window::RocksDbWindowStore;
+
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+
+use crate::error::{StateError, StateResult};
+
+/// Wraps a RocksDB error with the store's name.
+pub(crate) fn rocks_err(store: &str) -> impl Fn(rocksdb::Error) -> StateError + '_ {
+    move |source| StateError::RocksDb { store: store.to_string(), source }
+}
+
+/// Opens (or creates) the RocksDB instance at `path` with all of its column families.
+///
+/// Returns the database and whether it started empty (the folder was missing, or corrupt and wiped).
+pub(crate) fn open_db(name: &str, path: &Path, opts: &Options) -> StateResult<(DB, bool)> {
+    let existed = path.join("CURRENT").exists();
+    if !existed && path.exists() {
+        // A folder without RocksDB's CURRENT file is a half-created or damaged store.
+        tracing::warn!(store = name, path = %path.display(),
+            "state folder has no RocksDB CURRENT file; wiping it to rebuild the store from its changelog");
+        wipe(path)?;
+    }
+    std::fs::create_dir_all(path).map_err(|source| StateError::Io { path: path.to_path_buf(), source })?;
+    match open_existing(path, opts) {
+        Ok(db) => Ok((db, !existed)),
+        Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
+            tracing::warn!(store = name, path = %path.display(), error = %e,
+                "RocksDB files are corrupt; wiping the store to rebuild it from its changelog");
+            wipe(path)?;
+            std::fs::create_dir_all(path).map_err(|source| StateError::Io { path: path.to_path_buf(), source })?;
+            let db = open_existing(path, opts).map_err(rocks_err(name))?;
+            Ok((db, true))
+        }
+        Err(e) => Err(rocks_err(name)(e)),
+    }
+}
+
+fn open_existing(path: &Path, opts: &Options) -> Result<DB, rocksdb::Error> {
+    let cfs = if path.join("CURRENT").exists() {
+        DB::list_cf(opts, path)?
+    } else {
+        vec![rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string()]
+    };
+    let descriptors = cfs.into_iter().map(|cf| ColumnFamilyDescriptor::new(cf, opts.clone()));
+    DB::open_cf_descriptors(opts, path, descriptors)
+}
+
+/// Removes a store folder and everything in it.
+pub(crate) fn wipe(path: &Path) -> StateResult<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+/// A key `k` with `lo <= k <= hi`, where `hi` may be absent (unbounded).
+pub(crate) fn within(key: &[u8], hi: Option<&[u8]>) -> bool {
+    hi.is_none_or(|hi| key <= hi)
+}
