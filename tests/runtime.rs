@@ -17,7 +17,19 @@ fn config(app: &str, guarantee: &str, state_dir: &std::path::Path) -> StreamsCon
         .set("bootstrap.servers", support::bootstrap())
         .set("processing.guarantee", guarantee)
         .set("commit.interval.ms", "200")
+        .set("repartition.purge.interval.ms", "200")
         .set("state.dir", state_dir.to_string_lossy())
+}
+
+/// The low watermark of every partition of `topic`: where its oldest retained record is.
+fn low_watermarks(topic: &str) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = support::client_config().create().unwrap();
+    support::partitions(topic)
+        .unwrap()
+        .into_iter()
+        .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().0)
+        .collect()
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
@@ -85,6 +97,13 @@ fn word_count(guarantee: &str) {
     } else {
         assert!(updates >= occurrences);
     }
+    // Consumed repartition records are purged (delete-records up to the committed offsets).
+    let repartition = format!("{app}-counts-repartition");
+    assert!(
+        eventually(Duration::from_secs(10), || low_watermarks(&repartition).iter().sum::<i64>() > 0),
+        "repartition topic never purged: low watermarks {:?}",
+        low_watermarks(&repartition)
+    );
     let internal = [format!("{app}-counts-repartition"), format!("{app}-counts-changelog")];
     let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
 }
@@ -204,4 +223,156 @@ fn a_bad_setting_fails_at_start_naming_it() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("processing.guarantee"), "{err}");
+}
+
+/// The value of the first sample of `metric` whose labels contain `label` in a Prometheus text page.
+fn sample(page: &str, metric: &str, label: &str) -> Option<f64> {
+    page.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn http_get(address: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the metrics server");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    page
+}
+
+#[test]
+fn metrics_are_served_over_http_with_kafka_streams_names() {
+    support::require_broker();
+    let (input, output) = (support::unique_topic("m-in"), support::unique_topic("m-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2)]).unwrap();
+    support::produce_keyed(&input, (0..50).map(|i| (format!("k{}", i % 5), format!("word{} other", i % 3)))).unwrap();
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+        .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w: &String| w.clone(), Default::default())
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(&output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    let state_dir = tempfile::tempdir().unwrap();
+    let app = support::unique_name("metrics");
+    let cfg = config(&app, "at_least_once", state_dir.path()).set("metrics.http.address", "127.0.0.1:0");
+    let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+    streams.start().unwrap();
+    let address = streams.metrics_address().expect("metrics are served");
+    let expected_counts = BTreeMap::from([
+        ("other".to_string(), 50),
+        ("word0".to_string(), 17),
+        ("word1".to_string(), 17),
+        ("word2".to_string(), 16),
+    ]);
+    let done = eventually(Duration::from_secs(60), || latest_counts(&output) == expected_counts);
+    // Lag comes from librdkafka's statistics, every 2 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let page = http_get(address, "/metrics");
+    let not_found = http_get(address, "/other");
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "the app did not count the input");
+    let body = page.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // 50 input records and 100 repartitioned words, over all tasks.
+    let processed: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("kstreams_process_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(processed, 150.0, "{body}");
+    assert!(sample(body, "kstreams_commit_latency_seconds_count", "StreamThread-1").unwrap_or(0.0) >= 1.0, "{body}");
+    assert!(sample(body, "kstreams_state_put_latency_seconds_count", "store=\"counts\"").unwrap_or(0.0) >= 1.0);
+    assert_eq!(sample(body, "kstreams_active_tasks", "StreamThread-1"), Some(4.0), "2 source + 2 count tasks");
+    assert_eq!(sample(body, "kstreams_state", ""), Some(2.0), "running");
+    assert_eq!(sample(body, "kstreams_records_lag", &input), Some(0.0), "{body}");
+    assert!(not_found.starts_with("HTTP/1.1 404") || not_found.starts_with("HTTP/1.0 404"), "{not_found}");
+    let internal = [format!("{app}-counts-repartition"), format!("{app}-counts-changelog")];
+    let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_failed_thread_is_replaced_when_the_handler_says_so() {
+    use kstreams::runtime::StreamThreadExceptionResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    support::require_broker();
+    let (input, output) = (support::unique_topic("rt-in"), support::unique_topic("rt-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
+    produce_with_poison(&input);
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = config(&support::unique_name("rt"), "exactly_once_v2", state_dir.path());
+    let mut streams = KafkaStreams::new(doubler(&input, &output), cfg).unwrap();
+    let failures = Arc::new(AtomicUsize::new(0));
+    let seen = failures.clone();
+    streams.set_uncaught_exception_handler(move |error| {
+        assert!(error.to_string().contains("i64"), "{error}");
+        // Replace the thread twice, then give up.
+        if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+            StreamThreadExceptionResponse::ReplaceThread
+        } else {
+            StreamThreadExceptionResponse::ShutdownClient
+        }
+    });
+    streams.start().unwrap();
+    assert!(
+        eventually(Duration::from_secs(90), || streams.state() == State::Error),
+        "state {:?} after {} failures",
+        streams.state(),
+        failures.load(Ordering::SeqCst)
+    );
+    streams.close(Duration::from_secs(30)).unwrap();
+    // The poison pill fails the first thread and both replacements, each after a restart from the
+    // last commit.
+    assert_eq!(failures.load(Ordering::SeqCst), 3);
+}
+
+/// Produces `(key, value, timestamp)` records in order.
+fn produce_timed(topic: &str, records: &[(String, String, i64)]) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    let producer = support::producer().unwrap();
+    for (k, v, ts) in records {
+        producer.send(BaseRecord::to(topic).key(k.as_str()).payload(v.as_str()).timestamp(*ts)).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// A stream-table join reads both topics in one task; records are taken in timestamp order, so
+/// orders see the prices that are older than them even though the orders were written first.
+#[test]
+fn a_task_takes_its_partitions_records_in_timestamp_order() {
+    support::require_broker();
+    let (orders, prices, output) =
+        (support::unique_topic("to-orders"), support::unique_topic("to-prices"), support::unique_topic("to-out"));
+    let _topics =
+        support::create_topics(&[TopicSpec::new(&orders, 1), TopicSpec::new(&prices, 1), TopicSpec::new(&output, 1)])
+            .unwrap();
+    let base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 60_000;
+    // Orders first in the log, but ten seconds younger than the prices written after them.
+    let order_records: Vec<_> = (0..10).map(|i| (format!("p{i}"), format!("order{i}"), base + 10_000 + i)).collect();
+    let price_records: Vec<_> = (0..10).map(|i| (format!("p{i}"), format!("{}", 100 + i), base + i)).collect();
+    produce_timed(&orders, &order_records);
+    produce_timed(&prices, &price_records);
+
+    let builder = StreamsBuilder::new();
+    let table = builder.table(&prices, Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_("prices"));
+    builder
+        .stream(&orders, Consumed::with(Serdes::string(), Serdes::string()))
+        .left_join(&table, |o: String, p: Option<String>| format!("{o}@{}", p.unwrap_or_default()), Default::default())
+        .to(&output, Produced::with(Serdes::string(), Serdes::string()));
+    let state_dir = tempfile::tempdir().unwrap();
+    let app = support::unique_name("to");
+    let cfg = config(&app, "at_least_once", state_dir.path()).set("max.task.idle.ms", "2000");
+    let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+    streams.start().unwrap();
+    let read = || support::read_to_end(&output, Isolation::ReadCommitted).unwrap_or_default();
+    let done = eventually(Duration::from_secs(60), || read().len() >= 10);
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "no join output");
+    let joined: BTreeMap<String, String> = read().iter().map(|r| (r.key_str(), r.value_str())).collect();
+    let expected: BTreeMap<String, String> =
+        (0..10).map(|i| (format!("p{i}"), format!("order{i}@{}", 100 + i))).collect();
+    assert_eq!(joined, expected, "every order met its (older) price");
+    let _ = support::delete_topics(&[format!("{app}-prices-changelog").as_str()]);
 }

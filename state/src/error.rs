@@ -53,4 +53,17 @@ pub enum StateError {
         /// What failed.
         detail: String,
     },
+    /// Store metrics could not be created or registered.
+    #[error("state store metrics: {0}; register `StoreMetrics` once per prometheus registry")]
+    Metrics(String),
+    /// Restoring a store from its changelog failed.
+    #[error("restoring `{topic}` partition {partition}: {detail}")]
+    Restore {
+        /// The changelog topic.
+        topic: String,
+        /// The changelog partition.
+        partition: i32,
+        /// What failed and what to do.
+        detail: String,
+    },
 }

@@ -20,14 +20,27 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod error;
+mod factory;
 pub mod keys;
+pub mod layers;
 pub mod memory;
+pub mod restore;
 pub mod rocksdb;
+pub mod state_dir;
 pub mod store;
+pub mod task_state;
 
+pub use checkpoint::Checkpoint;
 pub use error::{StateError, StateResult};
+pub use factory::{open_store, open_store_with, OpenedStore, StoreHandle, StoreOptions};
+pub use layers::{DirtyEntry, DirtyQueue, StoreMetrics, ThreadCache};
+pub use restore::{RestoreListener, RestoreOutcome, Restorer};
+pub use rocksdb::{RocksDbConfigSetter, RocksDbResources};
+pub use state_dir::StateDirectory;
 pub use store::{
     Backend, ChangelogRecord, ChangelogSink, KeyValueBytesStore, SessionBytesStore, SessionWindow, StateStore,
     StoreContext, StoreKind, StoreSpec, WindowBytesStore, WindowEntry,
 };
+pub use task_state::TaskStateManager;

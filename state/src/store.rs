@@ -32,6 +32,19 @@ pub trait StateStore: Send {
     /// Applies a batch of changelog records (changelog key and value layout) during restoration,
     /// bypassing caching and change-logging.
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()>;
+    /// Commits the writes so far. `changelog_offset` is the next offset of the store's changelog
+    /// partition after them (`None` when the store is not logged). The default flushes; a store that
+    /// keeps the offset with its data (the exactly-once RocksDB store) writes both atomically, and
+    /// reports it afterwards through [`committed_offset`](Self::committed_offset).
+    fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
+        let _ = changelog_offset;
+        self.flush()
+    }
+    /// The changelog offset the store recorded itself at its last [`commit`](Self::commit), for
+    /// stores that keep it with their data; `None` otherwise (the task's checkpoint file says then).
+    fn committed_offset(&self) -> StateResult<Option<i64>> {
+        Ok(None)
+    }
 }
 
 /// A key-value store over bytes.
@@ -177,6 +190,21 @@ pub enum StoreKind {
     },
 }
 
+impl StoreKind {
+    /// The retention of window and session stores; `None` for key-value stores.
+    pub fn retention_ms(&self) -> Option<i64> {
+        match self {
+            StoreKind::KeyValue => None,
+            StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => Some(*retention_ms),
+        }
+    }
+}
+
+/// Extra retention of window and session changelogs beyond the store's (Kafka Streams'
+/// `windowstore.changelog.additional.retention.ms` default, one day), so that clock drift between
+/// brokers and streams does not delete data the store still holds.
+pub const CHANGELOG_ADDITIONAL_RETENTION_MS: i64 = 86_400_000;
+
 /// Where a store keeps its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
@@ -222,6 +250,38 @@ impl StoreSpec {
     /// The changelog topic of this store in application `application_id`.
     pub fn changelog_topic(&self, application_id: &str) -> String {
         format!("{application_id}-{}-changelog", self.name)
+    }
+
+    /// The configs to create this store's changelog topic with: `cleanup.policy=compact` for key-value
+    /// stores; `cleanup.policy=compact,delete` and `retention.ms` = store retention +
+    /// [`CHANGELOG_ADDITIONAL_RETENTION_MS`] (Kafka Streams' default of one day) for window and session
+    /// stores. Entries of [`changelog_configs`](Self::changelog_configs) override these.
+    ///
+    /// ```
+    /// use kstreams_state::store::{StoreKind, StoreSpec};
+    ///
+    /// let mut spec = StoreSpec::key_value("sessions");
+    /// spec.kind = StoreKind::Session { retention_ms: 60_000 };
+    /// let configs = spec.changelog_topic_configs();
+    /// assert_eq!(configs["cleanup.policy"], "compact,delete");
+    /// assert_eq!(configs["retention.ms"], (60_000 + 86_400_000).to_string());
+    /// ```
+    pub fn changelog_topic_configs(&self) -> HashMap<String, String> {
+        let mut configs = HashMap::new();
+        match self.kind.retention_ms() {
+            None => {
+                configs.insert("cleanup.policy".to_string(), "compact".to_string());
+            }
+            Some(retention) => {
+                configs.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+                let total = retention.saturating_add(CHANGELOG_ADDITIONAL_RETENTION_MS);
+                configs.insert("retention.ms".to_string(), total.to_string());
+            }
+        }
+        for (k, v) in &self.changelog_configs {
+            configs.insert(k.clone(), v.clone());
+        }
+        configs
     }
 }
 

@@ -36,7 +36,7 @@ pub enum StreamsError {
         part: &'static str,
         /// The serde's error.
         #[source]
-        source: SerdeError,
+        source: Box<SerdeError>,
     },
     /// A record could not be serialized for a topic or store.
     #[error("cannot serialize for `{target}`: {source}")]
@@ -45,7 +45,7 @@ pub enum StreamsError {
         target: String,
         /// The serde's error.
         #[source]
-        source: SerdeError,
+        source: Box<SerdeError>,
     },
     /// A state store failed.
     #[error(transparent)]

@@ -255,7 +255,7 @@ impl TopologyTestDriver {
                     &app,
                     Box::new(collector),
                     record_timestamp,
-                    &mut |spec| crate::store::open(spec, &ctx),
+                    &mut |spec| Ok(kstreams_state::open_store(spec, &ctx)?.store),
                 )?;
                 task.init(config.start_wall_clock_ms)?;
                 tasks.insert(id, task);
@@ -463,7 +463,8 @@ impl<K: Data, V: Data> TestInputTopic<K, V> {
 
     /// Pipes one record with headers.
     pub fn pipe_record(&self, record: Record<K, V>) -> Result<()> {
-        let serialization = |source| StreamsError::Serialization { target: self.topic.clone(), source };
+        let serialization =
+            |source| StreamsError::Serialization { target: self.topic.clone(), source: Box::new(source) };
         let key = self.key_serde.serialize(&self.topic, &record.headers, &record.key).map_err(serialization)?;
         let value = self.value_serde.serialize(&self.topic, &record.headers, &record.value).map_err(serialization)?;
         self.pipe_bytes(key, value, record.timestamp, record.headers)
@@ -523,7 +524,7 @@ impl<K: Data, V: Data> TestOutputTopic<K, V> {
                     partition: r.partition,
                     offset: -1,
                     part,
-                    source,
+                    source: Box::new(source),
                 };
                 let key = self
                     .key_serde

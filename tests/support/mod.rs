@@ -745,12 +745,10 @@ pub fn read_to_end_within(topic: &str, isolation: Isolation, timeout: Duration) 
             });
         }
         match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Ok(m)) => {
-                if ends.get(&m.partition()).is_some_and(|end| m.offset() < *end) {
-                    records.push(Record::from_message(&m));
-                }
+            Some(Ok(m)) if ends.get(&m.partition()).is_some_and(|end| m.offset() < *end) => {
+                records.push(Record::from_message(&m));
             }
+            None | Some(Ok(_)) => {}
             Some(Err(e)) => return Err(SupportError::Kafka { context: format!("reading {topic}"), source: e }),
         }
     }

@@ -4,6 +4,7 @@
 //! - [`RocksDbWindowStore`] and [`RocksDbSessionStore`]: one RocksDB instance per store whose data is
 //!   split into time segments, **one column family per segment** (see [`segments`]), so expired data
 //!   is dropped a whole segment at a time by dropping its column family;
+//! - [`EosKeyValueStore`]: the exactly-once write buffer (see its module docs in [`EosKeyValueStore`]);
 //! - [`RocksDbResources`]: the block cache and write-buffer manager shared by every instance of the
 //!   process, so RocksDB memory does not grow with partitions × stores.
 //!
@@ -11,12 +12,14 @@
 //! and reopened empty (the store reports [`was_fresh`](RocksDbKeyValueStore::was_fresh) so the runtime
 //! restores it from the start of its changelog).
 
+pub mod eos;
 mod kv;
 mod resources;
 pub mod segments;
 mod session;
 mod window;
 
+pub use eos::EosKeyValueStore;
 pub use kv::RocksDbKeyValueStore;
 pub use resources::{RocksDbConfigSetter, RocksDbResources};
 pub use session::RocksDbSessionStore;

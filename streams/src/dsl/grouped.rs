@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::dsl::change::Change;
 use crate::dsl::config::{Grouped, Materialized};
+use crate::dsl::functions::{Aggregator, OptionAggregator, Reducer};
 use crate::dsl::kstream::KStream;
 use crate::dsl::ktable::{configure, KTable, WindowInfo};
 use crate::dsl::ops::{BoxedSupplier, StreamAggregate, StreamReduce};
@@ -103,7 +104,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
-        let reducer: Arc<dyn Fn(V, V) -> V + Send + Sync> = Arc::new(reducer);
+        let reducer: Reducer<V> = Arc::new(reducer);
         let inherited = self.grouped.value_serde.clone().or_else(|| self.stream.value_serde.clone());
         self.aggregate_with("KSTREAM-REDUCE-", materialized, inherited, move |store| {
             let reducer = reducer.clone();
@@ -121,7 +122,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         materialized: Materialized<K, VA>,
     ) -> KTable<K, VA> {
         let initializer: Arc<dyn Fn() -> VA + Send + Sync> = Arc::new(initializer);
-        let aggregator: Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync> = Arc::new(aggregator);
+        let aggregator: Aggregator<K, V, VA> = Arc::new(aggregator);
         self.aggregate_with("KSTREAM-AGGREGATE-", materialized, None, move |store| {
             let (initializer, aggregator) = (initializer.clone(), aggregator.clone());
             Box::new(move || {
@@ -196,15 +197,68 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         materialized: Materialized<K, VA>,
         inherited_value_serde: Option<SharedSerde<VA>>,
         _initializer: Arc<dyn Fn() -> Option<VA> + Send + Sync>,
-        aggregator: Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>,
+        aggregator: OptionAggregator<K, V, VA>,
     ) -> KTable<Windowed<K>, VA> {
-        let g = &self.grouped;
-        let store = g.store_name(&materialized, prefix);
-        let name = g.stream.builder.borrow_mut().new_name(prefix);
-        let stream = g.partitioned(&store);
-        let mut inner = g.stream.builder.borrow_mut();
+        let size = self.windows.size_ms();
+        let layout = WindowStoreLayout {
+            size_ms: size,
+            min_retention_ms: size.saturating_add(self.windows.grace_ms()),
+            grace_ms: self.windows.grace_ms(),
+        };
+        let windows = self.windows.clone();
+        self.grouped.windowed_aggregation(
+            prefix,
+            materialized,
+            inherited_value_serde,
+            layout,
+            |vs| vs,
+            move |store| {
+                Box::new(move || {
+                    Box::new(WindowAggregate {
+                        store: store.clone(),
+                        windows: windows.clone(),
+                        aggregator: aggregator.clone(),
+                        observed_stream_time: i64::MIN,
+                    })
+                })
+            },
+        )
+    }
+}
+
+/// The window store of a windowed aggregation: window size, the least retention, and grace.
+pub(crate) struct WindowStoreLayout {
+    /// The window size in milliseconds (window ends read from the store are start + size).
+    pub size_ms: i64,
+    /// The retention the aggregation needs at least (a longer `Materialized` retention wins).
+    pub min_retention_ms: i64,
+    /// How long windows accept late records (for `suppress`).
+    pub grace_ms: i64,
+}
+
+/// Makes the processor of a windowed aggregation for each task, given its store's name.
+pub(crate) type WindowedFactory<K, V, VA> =
+    Box<dyn Fn() -> Box<dyn Processor<K, V, Windowed<K>, Change<VA>>> + Send + Sync>;
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// Adds a windowed aggregation: repartitions if needed, adds the processor `make` builds over a
+    /// window store laid out by `layout` (whose values are `store_value_serde` of the aggregate
+    /// serde), and returns its table of windows, ready for `suppress`.
+    pub(crate) fn windowed_aggregation<VA: Data, VS: Data>(
+        &self,
+        prefix: &str,
+        materialized: Materialized<K, VA>,
+        inherited_value_serde: Option<SharedSerde<VA>>,
+        layout: WindowStoreLayout,
+        store_value_serde: impl FnOnce(SharedSerde<VA>) -> SharedSerde<VS>,
+        make: impl FnOnce(String) -> WindowedFactory<K, V, VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        let store = self.store_name(&materialized, prefix);
+        let name = self.stream.builder.borrow_mut().new_name(prefix);
+        let stream = self.partitioned(&store);
+        let mut inner = self.stream.builder.borrow_mut();
         let ks = inner.serde(
-            materialized.key_serde.clone().or_else(|| g.grouped.key_serde.clone()),
+            materialized.key_serde.clone().or_else(|| self.grouped.key_serde.clone()),
             stream.key_serde.as_ref(),
             &format!("key of store `{store}`"),
         );
@@ -213,39 +267,27 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             inherited_value_serde.as_ref(),
             &format!("value of store `{store}`"),
         );
-        let size = self.windows.size_ms();
-        let retention =
-            materialized.retention.map(millis).unwrap_or(0).max(size.saturating_add(self.windows.grace_ms()));
+        let retention = materialized.retention.map(millis).unwrap_or(0).max(layout.min_retention_ms);
         let builder = configure(
             Stores::window(
                 &store,
-                Duration::from_millis(retention as u64),
-                Duration::from_millis(size as u64),
+                Duration::from_millis(u64::try_from(retention).unwrap_or(0)),
+                Duration::from_millis(u64::try_from(layout.size_ms).unwrap_or(0)),
                 false,
                 ks.clone(),
-                vs.clone(),
+                store_value_serde(vs.clone()),
             ),
             &materialized,
         );
-        let (windows, store_name) = (self.windows.clone(), store.clone());
         let result = inner
             .topology
-            .add_processor(
-                &name,
-                move || WindowAggregate {
-                    store: store_name.clone(),
-                    windows: windows.clone(),
-                    aggregator: aggregator.clone(),
-                    observed_stream_time: i64::MIN,
-                },
-                &[&stream.node],
-            )
+            .add_processor(&name, BoxedSupplier(make(store.clone())), &[&stream.node])
             .and_then(|t| t.add_state_store(builder, &[&name]))
             .map(|_| ());
         inner.check(result);
         drop(inner);
-        let mut table = KTable::new(g.stream.builder.clone(), name, None, None, Some(vs));
-        table.window = Some(WindowInfo { key_serde: Serdes::session_windowed(ks), grace_ms: self.windows.grace_ms() });
+        let mut table = KTable::new(self.stream.builder.clone(), name, None, None, Some(vs));
+        table.window = Some(WindowInfo { key_serde: Serdes::session_windowed(ks), grace_ms: layout.grace_ms });
         table
     }
 }
@@ -254,7 +296,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 struct WindowAggregate<K, V, VA> {
     store: String,
     windows: Arc<dyn Windows>,
-    aggregator: Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>,
+    aggregator: OptionAggregator<K, V, VA>,
     observed_stream_time: i64,
 }
 

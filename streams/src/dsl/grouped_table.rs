@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::dsl::change::Change;
 use crate::dsl::config::{Grouped, Materialized};
+use crate::dsl::functions::{Aggregator, KeyValueMapper, Reducer};
 use crate::dsl::kstream::KStream;
 use crate::dsl::ktable::{configure, KTable};
 use crate::dsl::ops::BoxedSupplier;
@@ -70,7 +71,7 @@ impl<K: Data, V: Data> KTable<K, V> {
 
 /// Maps a row change to (new group, added value) and (old group, subtracted value).
 struct SplitChange<K, V, KR, VR> {
-    selector: Arc<dyn Fn(&K, &V) -> (KR, VR) + Send + Sync>,
+    selector: KeyValueMapper<K, V, KR, VR>,
     _t: PhantomData<fn(K, V)>,
 }
 
@@ -145,8 +146,8 @@ impl<V: Data> Serde<Change<V>> for ChangeSerde<V> {
 struct TableAggregate<K, V, VA> {
     store: String,
     initializer: Arc<dyn Fn() -> VA + Send + Sync>,
-    adder: Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>,
-    subtractor: Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>,
+    adder: Aggregator<K, V, VA>,
+    subtractor: Aggregator<K, V, VA>,
 }
 
 impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>, K, Change<VA>> for TableAggregate<K, V, VA> {
@@ -173,8 +174,8 @@ impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>, K, Change<VA>> for Tabl
 /// reduce: the first value starts the group's aggregate; a group whose values all left is deleted.
 struct TableReduce<K, V> {
     store: String,
-    adder: Arc<dyn Fn(V, V) -> V + Send + Sync>,
-    subtractor: Arc<dyn Fn(V, V) -> V + Send + Sync>,
+    adder: Reducer<V>,
+    subtractor: Reducer<V>,
     _k: PhantomData<fn(K)>,
 }
 
@@ -231,8 +232,7 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         subtractor: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
-        let (adder, subtractor): (Arc<dyn Fn(V, V) -> V + Send + Sync>, Arc<dyn Fn(V, V) -> V + Send + Sync>) =
-            (Arc::new(adder), Arc::new(subtractor));
+        let (adder, subtractor): (Reducer<V>, Reducer<V>) = (Arc::new(adder), Arc::new(subtractor));
         let inherited = self.value_serde.clone();
         self.aggregate_with("KTABLE-REDUCE-", materialized, inherited, move |store| {
             Box::new(move || {

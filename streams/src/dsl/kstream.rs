@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::dsl::builder::BuilderInner;
 use crate::dsl::config::{Branched, Grouped, Joined, Materialized, Produced, Repartitioned};
+use crate::dsl::functions::Predicate;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::ktable::KTable;
 use crate::dsl::ops::{DropNullKeys, Emit, Stateless, StreamTableJoin};
@@ -339,25 +340,54 @@ impl<K: Data, V: Data> KStream<K, V> {
         partitions: Option<i32>,
         partitioner: Option<Arc<dyn crate::topology::StreamPartitioner<K, V>>>,
     ) -> KStream<K, V> {
-        let topic = format!("{prefix}-repartition");
+        self.through_internal_topic(
+            &format!("{prefix}-repartition"),
+            key_serde,
+            value_serde,
+            partitions,
+            partitioner,
+            true,
+        )
+    }
+
+    /// Sink → `topic` → source through an internal repartition topic (named without the application
+    /// id), optionally behind a filter dropping null keys; the returned stream reads the topic. With a
+    /// null key kept, the record goes to a partition the producer picks.
+    pub(crate) fn through_internal_topic(
+        &self,
+        topic: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        partitions: Option<i32>,
+        partitioner: Option<Arc<dyn crate::topology::StreamPartitioner<K, V>>>,
+        drop_null_keys: bool,
+    ) -> KStream<K, V> {
+        let topic = topic.to_string();
         let mut inner = self.builder.borrow_mut();
         let sink = inner.new_name("KSTREAM-SINK-");
-        let filter = inner.new_name("KSTREAM-FILTER-");
+        let filter = drop_null_keys.then(|| inner.new_name("KSTREAM-FILTER-"));
         let source = inner.new_name("KSTREAM-SOURCE-");
-        let (ks, topic_for_filter) = (key_serde.clone(), topic.clone());
-        let filter_supplier =
-            move || DropNullKeys::<K, V> { key_serde: ks.clone(), topic: topic_for_filter.clone(), _v: PhantomData };
-        let result = inner
-            .topology
-            .add_processor(&filter, filter_supplier, &[&self.node])
-            .and_then(|t| {
-                t.add_sink_with(
+        let mut result = Ok(());
+        let mut sink_parent = self.node.clone();
+        if let Some(filter) = filter {
+            let (ks, topic_for_filter) = (key_serde.clone(), topic.clone());
+            let filter_supplier = move || DropNullKeys::<K, V> {
+                key_serde: ks.clone(),
+                topic: topic_for_filter.clone(),
+                _v: PhantomData,
+            };
+            result = inner.topology.add_processor(&filter, filter_supplier, &[&self.node]).map(|_| ());
+            sink_parent = filter;
+        }
+        let result = result
+            .and_then(|_| {
+                inner.topology.add_sink_with(
                     &sink,
                     TopicNameExtractor::Static(topic.clone()),
                     key_serde.clone(),
                     value_serde.clone(),
                     partitioner,
-                    &[&filter],
+                    &[&sink_parent],
                 )
             })
             .and_then(|t| t.add_source(&source, &[&topic], key_serde.clone(), value_serde.clone()))
@@ -489,7 +519,7 @@ pub(crate) fn source_topics(inner: &BuilderInner, node: &str) -> Vec<String> {
 pub struct BranchedKStream<K, V> {
     stream: KStream<K, V>,
     prefix: Option<String>,
-    branches: Vec<(String, Arc<dyn Fn(&K, &V) -> bool + Send + Sync>)>,
+    branches: Vec<(String, Predicate<K, V>)>,
 }
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
@@ -519,8 +549,7 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
             Some(p) => p.clone(),
             None => builder.borrow_mut().new_name("KSTREAM-BRANCH-"),
         };
-        let predicates: Vec<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>> =
-            self.branches.iter().map(|(_, p)| p.clone()).collect();
+        let predicates: Vec<Predicate<K, V>> = self.branches.iter().map(|(_, p)| p.clone()).collect();
         let mut children: Vec<String> = self.branches.iter().map(|(n, _)| format!("{split}{n}")).collect();
         if let Some(d) = &default {
             children.push(format!("{split}{d}"));
@@ -552,7 +581,7 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
 }
 
 struct BranchProcessor<K, V> {
-    predicates: Vec<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>>,
+    predicates: Vec<Predicate<K, V>>,
     targets: Vec<String>,
     has_default: bool,
 }

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::dsl::builder::BuilderInner;
+use crate::dsl::functions::ValueMapperWithKey;
 
 use crate::dsl::config::Materialized;
 use crate::dsl::kstream::{source_topics, KStream};
@@ -112,7 +113,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     fn map_table<VR: Data>(
         &self,
         prefix: &str,
-        f: Arc<dyn Fn(&K, V) -> Option<VR> + Send + Sync>,
+        f: ValueMapperWithKey<K, V, VR>,
         materialized: Option<Materialized<K, VR>>,
         value_serde: Option<SharedSerde<VR>>,
     ) -> KTable<K, VR> {

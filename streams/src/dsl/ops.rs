@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::dsl::change::Change;
+use crate::dsl::functions::{Aggregator, Reducer, ValueMapperWithKey};
 use crate::error::Result;
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::{Data, Record};
@@ -73,7 +74,7 @@ impl<K: Data, V: Data> Processor<K, V> for DropNullKeys<K, V> {
 pub(crate) struct StreamAggregate<K, V, VA> {
     pub store: String,
     pub initializer: Arc<dyn Fn() -> VA + Send + Sync>,
-    pub aggregator: Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>,
+    pub aggregator: Aggregator<K, V, VA>,
 }
 
 impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggregate<K, V, VA> {
@@ -91,7 +92,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggreg
 /// reduce: the first value starts the aggregate.
 pub(crate) struct StreamReduce<K, V> {
     pub store: String,
-    pub reducer: Arc<dyn Fn(V, V) -> V + Send + Sync>,
+    pub reducer: Reducer<V>,
     pub _k: PhantomData<fn(K)>,
 }
 
@@ -137,7 +138,7 @@ impl<K: Data, V: Data> Processor<K, Option<V>, K, Change<V>> for TableSource<K, 
 /// A table operator that maps each change and may materialize the result.
 pub(crate) struct TableMap<K, V, VR> {
     /// Maps a value; `None` drops it (filter).
-    pub f: Arc<dyn Fn(&K, V) -> Option<VR> + Send + Sync>,
+    pub f: ValueMapperWithKey<K, V, VR>,
     pub store: Option<String>,
 }
 
@@ -196,10 +197,12 @@ impl<K: Data, V: Data, VT: Data, VR: Data> Processor<K, V, K, VR> for StreamTabl
     }
 }
 
+/// Builds a fresh processor for each task.
+pub(crate) type ProcessorFactory<KIn, VIn, KOut, VOut> =
+    Box<dyn Fn() -> Box<dyn Processor<KIn, VIn, KOut, VOut>> + Send + Sync>;
+
 /// A supplier over a boxed factory, so operators can share one construction path.
-pub(crate) struct BoxedSupplier<KIn, VIn, KOut, VOut>(
-    pub Box<dyn Fn() -> Box<dyn Processor<KIn, VIn, KOut, VOut>> + Send + Sync>,
-);
+pub(crate) struct BoxedSupplier<KIn, VIn, KOut, VOut>(pub ProcessorFactory<KIn, VIn, KOut, VOut>);
 
 impl<KIn: Data, VIn: Data, KOut: Data, VOut: Data> ProcessorSupplier<KIn, VIn, KOut, VOut>
     for BoxedSupplier<KIn, VIn, KOut, VOut>

@@ -8,6 +8,7 @@ use kstreams_state::SessionWindow;
 
 use crate::dsl::change::Change;
 use crate::dsl::config::Materialized;
+use crate::dsl::functions::Aggregator;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::ktable::{configure, KTable, WindowInfo};
 use crate::error::Result;
@@ -122,7 +123,7 @@ struct SessionAggregate<K, V, VA> {
     store: String,
     windows: SessionWindows,
     initializer: Arc<dyn Fn() -> VA + Send + Sync>,
-    aggregator: Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>,
+    aggregator: Aggregator<K, V, VA>,
     merger: Merger<K, VA>,
     observed_stream_time: i64,
 }

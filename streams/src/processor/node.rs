@@ -93,7 +93,7 @@ impl<K: Data, V: Data> RawSource for TypedSource<K, V> {
             partition: bytes.partition,
             offset: bytes.offset,
             part,
-            source,
+            source: Box::new(source),
         };
         let key = self.key_serde.deserialize(bytes.topic, &bytes.headers, bytes.key).map_err(|e| error("key", e))?;
         let value =
@@ -146,7 +146,7 @@ impl<K: Data, V: Data> RawProcessor for SinkNode<K, V> {
         };
         let topic = self.topic.topic(&record);
         let topic = core.resolve_topic(&topic);
-        let serialization = |source| StreamsError::Serialization { target: topic.clone(), source };
+        let serialization = |source| StreamsError::Serialization { target: topic.clone(), source: Box::new(source) };
         let key = self.key_serde.serialize(&topic, &record.headers, &record.key).map_err(serialization)?;
         let value = self.value_serde.serialize(&topic, &record.headers, &record.value).map_err(serialization)?;
         let partition = match &self.partitioner {

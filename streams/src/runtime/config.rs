@@ -73,10 +73,16 @@ pub struct ValidConfig {
     pub cache_max_bytes: u64,
     /// `poll.ms`.
     pub poll: Duration,
+    /// `repartition.purge.interval.ms` (30 s by default): how often consumed records of repartition
+    /// topics are deleted up to the committed offsets.
+    pub repartition_purge_interval: Duration,
     /// `default.deserialization.exception.handler` (+ `errors.dead.letter.queue.topic.name`).
     pub deserialization_handler: DeserializationHandler,
     /// `group.instance.id` for static membership (suffixed with the thread index).
     pub group_instance_id: Option<String>,
+    /// `metrics.http.address` (kstreams' own setting): where to serve Prometheus metrics at
+    /// `/metrics`, e.g. `0.0.0.0:9464`; port 0 picks a free port. Unset: no HTTP server.
+    pub metrics_http_address: Option<String>,
     /// Settings passed to librdkafka: (client prefix or "", key, value).
     pub passthrough: Vec<(String, String, String)>,
 }
@@ -95,6 +101,8 @@ const KNOWN: &[&str] = &[
     "default.deserialization.exception.handler",
     "errors.dead.letter.queue.topic.name",
     "group.instance.id",
+    "metrics.http.address",
+    "repartition.purge.interval.ms",
 ];
 
 const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer."];
@@ -166,6 +174,7 @@ impl StreamsConfig {
             return Err(StreamsError::config("replication.factor", "must be -1 (broker default) or at least 1"));
         }
         let max_task_idle: u64 = self.parse("max.task.idle.ms", 0, "a number of milliseconds")?;
+        let purge_ms: u64 = self.parse("repartition.purge.interval.ms", 30_000, "a number of milliseconds")?;
         let cache_max_bytes: u64 = self.parse("statestore.cache.max.bytes", 10 * 1024 * 1024, "a number of bytes")?;
         let poll_ms: u64 = self.parse("poll.ms", 100, "a number of milliseconds")?;
         let deserialization_handler =
@@ -210,8 +219,10 @@ impl StreamsConfig {
             max_task_idle: Duration::from_millis(max_task_idle),
             cache_max_bytes,
             poll: Duration::from_millis(poll_ms.max(1)),
+            repartition_purge_interval: Duration::from_millis(purge_ms),
             deserialization_handler,
             group_instance_id: self.get("group.instance.id").map(str::to_string),
+            metrics_http_address: self.get("metrics.http.address").map(str::to_string),
             passthrough,
         })
     }

@@ -27,20 +27,24 @@
 
 mod collector;
 mod config;
-mod restore;
+mod metrics;
+mod partition_group;
 mod thread;
 mod topics;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig, ValidConfig};
 
+use kstreams_state::{RestoreListener, StateDirectory};
+
 use crate::error::{Result, StreamsError};
 use crate::topology::Topology;
-use thread::ThreadShared;
+use metrics::{MeteredRestoreListener, MetricsServer, StreamsMetrics};
+use thread::{KConsumer, ThreadShared, ThreadSpec, ThreadWork};
 
 /// The life cycle of an application, as in Kafka Streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +64,52 @@ pub enum State {
 }
 
 type Listener = Box<dyn Fn(State, State) + Send + Sync>;
+type ExceptionHandler = Arc<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
+
+/// What to do when a stream thread fails, as Kafka Streams' `StreamThreadExceptionResponse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamThreadExceptionResponse {
+    /// Start a new thread in its place (new consumer and producer); its tasks are restored from
+    /// their last committed point.
+    ReplaceThread,
+    /// Stop every thread of this client; the application goes to [`State::Error`].
+    ShutdownClient,
+}
+
+/// Runs a stream thread, replacing it after a failure if the handler says so.
+fn run_thread(
+    spawn: ThreadSpec,
+    first: (KConsumer, Arc<Mutex<ThreadWork>>),
+    shared: Arc<Shared>,
+    thread_shared: Arc<ThreadShared>,
+    handler: Option<ExceptionHandler>,
+) {
+    let mut current = Some(first);
+    while let Some((consumer, work)) = current.take() {
+        let Err(error) = thread::run(consumer, work, thread_shared.clone()) else { return };
+        let response = handler.as_ref().map_or(StreamThreadExceptionResponse::ShutdownClient, |h| h(&error));
+        if response == StreamThreadExceptionResponse::ReplaceThread && !thread_shared.shutdown.load(Ordering::Relaxed) {
+            tracing::warn!(thread = spawn.index, %error, "stream thread failed; replacing it");
+            std::thread::sleep(Duration::from_secs(1));
+            match spawn.create() {
+                Ok(next) => {
+                    current = Some(next);
+                    continue;
+                }
+                Err(e) => tracing::error!(thread = spawn.index, error = %e, "replacing the stream thread failed"),
+            }
+        }
+        if let Ok(mut err) = shared.error.lock() {
+            err.get_or_insert(error.to_string());
+        }
+        thread_shared.shutdown.store(true, Ordering::Relaxed);
+        shared.set(State::Error);
+    }
+}
 
 struct Shared {
     state: Mutex<State>,
+    state_gauge: prometheus::IntGauge,
     listener: Mutex<Option<Listener>>,
     error: Mutex<Option<String>>,
 }
@@ -75,6 +122,7 @@ impl Shared {
         };
         if old != new {
             tracing::info!(from = ?old, to = ?new, "state transition");
+            self.state_gauge.set(new as i64);
             if let Ok(l) = self.listener.lock() {
                 if let Some(l) = l.as_ref() {
                     l(old, new);
@@ -91,6 +139,13 @@ pub struct KafkaStreams {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     thread_shared: Arc<ThreadShared>,
+    restore_listener: Option<Arc<dyn RestoreListener>>,
+    exception_handler: Option<ExceptionHandler>,
+    watcher: Option<JoinHandle<()>>,
+    metrics: StreamsMetrics,
+    metrics_server: Option<MetricsServer>,
+    /// The locked `<state.dir>/<application.id>` folder, held while the application runs.
+    state_dir: Option<StateDirectory>,
 }
 
 impl KafkaStreams {
@@ -98,16 +153,24 @@ impl KafkaStreams {
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
         let config = config.validate()?;
         topology.validate()?;
+        let metrics = StreamsMetrics::new()?;
         Ok(KafkaStreams {
             topology: Arc::new(topology),
             config: Arc::new(config),
             shared: Arc::new(Shared {
                 state: Mutex::new(State::Created),
+                state_gauge: metrics.state.clone(),
                 listener: Mutex::new(None),
                 error: Mutex::new(None),
             }),
             threads: Vec::new(),
             thread_shared: Arc::new(ThreadShared { shutdown: Default::default() }),
+            restore_listener: None,
+            exception_handler: None,
+            watcher: None,
+            metrics,
+            metrics_server: None,
+            state_dir: None,
         })
     }
 
@@ -116,6 +179,39 @@ impl KafkaStreams {
         if let Ok(mut l) = self.shared.listener.lock() {
             *l = Some(Box::new(listener));
         }
+    }
+
+    /// Calls `listener` as stores restore from their changelogs (Kafka Streams'
+    /// `setGlobalStateRestoreListener`). Set it before [`start`](Self::start).
+    ///
+    /// ```no_run
+    /// # use kstreams_streams::runtime::KafkaStreams;
+    /// use std::sync::Arc;
+    /// use kstreams_state::RestoreListener;
+    ///
+    /// struct Progress;
+    /// impl RestoreListener for Progress {
+    ///     fn on_restore_end(&self, topic: &str, partition: i32, store: &str, total: u64) {
+    ///         println!("{store}: {total} records restored from {topic}-{partition}");
+    ///     }
+    /// }
+    /// # fn f(app: &mut KafkaStreams) {
+    /// app.set_global_state_restore_listener(Arc::new(Progress));
+    /// # }
+    /// ```
+    pub fn set_global_state_restore_listener(&mut self, listener: Arc<dyn RestoreListener>) {
+        self.restore_listener = Some(listener);
+    }
+
+    /// The application's metrics (see the table in the `runtime` module's metrics docs), for an
+    /// exporter of your own; `metrics.http.address` serves them over HTTP instead.
+    pub fn metrics_registry(&self) -> &prometheus::Registry {
+        &self.metrics.registry
+    }
+
+    /// Where `/metrics` is served, once started with `metrics.http.address` set.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_server.as_ref().map(MetricsServer::address)
     }
 
     /// The current state.
@@ -133,44 +229,74 @@ impl KafkaStreams {
         if self.state() != State::Created {
             return Err(StreamsError::IllegalState("start() may be called once, on a created application".into()));
         }
+        let state_dir = StateDirectory::open(&self.config.state_dir, &self.config.application_id)
+            .map_err(|e| StreamsError::config("state.dir", e.to_string()))?;
         let partitions = topics::prepare(&self.topology, &self.config)?;
         let process_id = process_id(&self.config)?;
+        self.state_dir = Some(state_dir);
+        if let Some(address) = &self.config.metrics_http_address {
+            self.metrics_server = Some(MetricsServer::start(address, self.metrics.clone())?);
+        }
+        let restore_listener: Arc<dyn RestoreListener> = Arc::new(MeteredRestoreListener {
+            remaining: self.metrics.restore_remaining.clone(),
+            user: self.restore_listener.clone(),
+        });
         self.shared.set(State::Rebalancing);
-        for index in 0..self.config.num_stream_threads {
-            let (consumer, work) =
-                thread::create(index, &process_id, self.config.clone(), self.topology.clone(), partitions.clone())?;
+        let rebalancing: Vec<Arc<AtomicBool>> =
+            (0..self.config.num_stream_threads).map(|_| Arc::new(AtomicBool::new(true))).collect();
+        for (index, flag) in rebalancing.iter().enumerate() {
+            let spawn = ThreadSpec {
+                index,
+                process_id: process_id.clone(),
+                config: self.config.clone(),
+                topology: self.topology.clone(),
+                partitions: partitions.clone(),
+                restore_listener: restore_listener.clone(),
+                metrics: self.metrics.clone(),
+                rebalancing: flag.clone(),
+            };
+            let first = spawn.create()?;
             let (shared, thread_shared) = (self.shared.clone(), self.thread_shared.clone());
-            let running = work.clone();
+            let handler = self.exception_handler.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{}-StreamThread-{}", self.config.application_id, index + 1))
-                .spawn(move || {
-                    let watcher = std::thread::spawn({
-                        let (shared, thread_shared, running) = (shared.clone(), thread_shared.clone(), running.clone());
-                        move || {
-                            while !thread_shared.shutdown.load(Ordering::Relaxed) {
-                                let rebalancing = running.lock().map(|w| w.rebalancing).unwrap_or(false);
-                                let state = shared.state.lock().map(|s| *s).unwrap_or(State::Error);
-                                if matches!(state, State::Rebalancing | State::Running) {
-                                    shared.set(if rebalancing { State::Rebalancing } else { State::Running });
-                                }
-                                std::thread::sleep(Duration::from_millis(50));
-                            }
-                        }
-                    });
-                    if let Err(e) = thread::run(consumer, work, thread_shared.clone()) {
-                        if let Ok(mut err) = shared.error.lock() {
-                            err.get_or_insert(e.to_string());
-                        }
-                        // Kafka Streams' default uncaught-error policy: shut down the client.
-                        thread_shared.shutdown.store(true, Ordering::Relaxed);
-                        shared.set(State::Error);
-                    }
-                    let _ = watcher.join();
-                })
+                .spawn(move || run_thread(spawn, first, shared, thread_shared, handler))
                 .map_err(|e| StreamsError::IllegalState(format!("cannot start a stream thread: {e}")))?;
             self.threads.push(handle);
         }
+        // Running once no thread is in a rebalance.
+        let (shared, thread_shared) = (self.shared.clone(), self.thread_shared.clone());
+        self.watcher = Some(std::thread::spawn(move || {
+            while !thread_shared.shutdown.load(Ordering::Relaxed) {
+                let any = rebalancing.iter().any(|r| r.load(Ordering::Relaxed));
+                let state = shared.state.lock().map(|s| *s).unwrap_or(State::Error);
+                if matches!(state, State::Rebalancing | State::Running) {
+                    shared.set(if any { State::Rebalancing } else { State::Running });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }));
         Ok(())
+    }
+
+    /// Decides what happens when a stream thread fails (Kafka Streams'
+    /// `setUncaughtExceptionHandler`): replace the thread, or shut this client down (the default).
+    /// Set it before [`start`](Self::start).
+    ///
+    /// ```no_run
+    /// # use kstreams_streams::runtime::{KafkaStreams, StreamThreadExceptionResponse};
+    /// # fn f(app: &mut KafkaStreams) {
+    /// app.set_uncaught_exception_handler(|error| {
+    ///     eprintln!("stream thread failed: {error}; starting a new one");
+    ///     StreamThreadExceptionResponse::ReplaceThread
+    /// });
+    /// # }
+    /// ```
+    pub fn set_uncaught_exception_handler(
+        &mut self,
+        handler: impl Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync + 'static,
+    ) {
+        self.exception_handler = Some(Arc::new(handler));
     }
 
     /// Stops the threads (each commits and closes its tasks) and waits up to `timeout`.
@@ -191,6 +317,11 @@ impl KafkaStreams {
                 return Err(StreamsError::IllegalState(format!("stream threads did not stop within {timeout:?}")));
             }
         }
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+        self.state_dir = None;
+        self.metrics_server = None;
         if !was_error {
             self.shared.set(State::NotRunning);
         }

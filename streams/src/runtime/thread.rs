@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers as _, OwnedHeaders};
@@ -18,18 +20,23 @@ use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message};
 
-use kstreams_state::StoreContext;
+use kstreams_state::rocksdb::RocksDbResources;
+use kstreams_state::{RestoreListener, Restorer, StoreContext, StoreOptions, TaskStateManager};
 
 use crate::error::{Result, StreamsError};
 use crate::header::{Header, Headers};
 use crate::processor::node::ConsumedBytes;
 use crate::runtime::collector::{KProducer, KafkaCollector, ProducerCtx};
 use crate::runtime::config::{DeserializationHandler, ProcessingGuarantee, ValidConfig};
-use crate::runtime::restore::restore_store;
+use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
+use crate::runtime::partition_group::{PartitionGroup, Pending};
 use crate::task::{StreamTask, TaskId};
 use crate::topology::{SubTopology, Topology};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for a previous owner's transaction to complete before restoring its tasks: more
+/// than `transaction.timeout.ms`, after which the broker aborts it.
+const STABLE_OFFSETS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the application's threads share.
 pub(crate) struct ThreadShared {
@@ -38,9 +45,17 @@ pub(crate) struct ThreadShared {
 
 struct TaskEntry {
     task: StreamTask,
+    /// The task's stores' changelog offsets and checkpoint.
+    state: TaskStateManager,
     /// Next offset to commit per (topic, partition) of this task.
     next_offsets: HashMap<(String, i32), i64>,
+    /// Consumed records waiting to be processed in timestamp order.
+    inputs: PartitionGroup,
 }
+
+/// Records buffered per partition before the consumer pauses it (Kafka Streams'
+/// `buffered.records.per.partition`).
+const MAX_BUFFERED: usize = 1000;
 
 /// Everything the loop and the rebalance callbacks both touch.
 pub(crate) struct ThreadWork {
@@ -54,31 +69,101 @@ pub(crate) struct ThreadWork {
     transactional_id: String,
     producer: Arc<KProducer>,
     producer_ctx: ProducerCtx,
+    /// Reads changelogs into stores before their tasks process.
+    restorer: Restorer,
+    store_options: StoreOptions,
+    metrics: StreamsMetrics,
+    /// The thread's name, as a metric label.
+    thread_name: String,
     tasks: BTreeMap<TaskId, TaskEntry>,
     assigned: HashSet<(String, i32)>,
+    /// Partitions paused because their task has too many records buffered.
+    paused: HashSet<(String, i32)>,
     /// Records processed since the last commit.
     uncommitted: usize,
     /// An error raised inside a rebalance callback, reported by the loop.
     callback_error: Option<StreamsError>,
-    pub(crate) rebalancing: bool,
+    /// Set while the group rebalances; the application is Running once no thread's flag is set.
+    rebalancing: Arc<AtomicBool>,
     last_commit: Instant,
+    purge: RepartitionPurge,
+}
+
+/// Deletes consumed records of repartition topics up to the committed offsets, every
+/// `repartition.purge.interval.ms`, as Kafka Streams does: they are never read again.
+struct RepartitionPurge {
+    admin: AdminClient<DefaultClientContext>,
+    /// Full names of the repartition topics the thread reads.
+    topics: HashSet<String>,
+    /// Committed offsets not yet purged up to.
+    pending: HashMap<(String, i32), i64>,
+    last: Instant,
+}
+
+impl RepartitionPurge {
+    fn note_committed(&mut self, offsets: &TopicPartitionList) {
+        for e in offsets.elements() {
+            if let (true, Offset::Offset(o)) = (self.topics.contains(e.topic()), e.offset()) {
+                self.pending.insert((e.topic().to_string(), e.partition()), o);
+            }
+        }
+    }
+
+    /// Sends a delete-records request when the interval has passed; failures are logged, not fatal
+    /// (the records are deleted by the next purge or by retention).
+    fn maybe_purge(&mut self, interval: Duration) {
+        if self.pending.is_empty() || self.last.elapsed() < interval {
+            return;
+        }
+        self.last = Instant::now();
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in self.pending.drain() {
+            if let Err(e) = list.add_partition_offset(&topic, partition, Offset::Offset(offset)) {
+                tracing::warn!(%topic, partition, error = %e, "cannot purge repartition topic");
+            }
+        }
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let request = self.admin.delete_records(&list, &options);
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(request).map_err(|e| e.to_string()));
+        match result {
+            Ok(done) => tracing::debug!(partitions = done.count(), "purged repartition topics"),
+            Err(e) => tracing::warn!(error = %e, "purging repartition topics failed; retrying at the next interval"),
+        }
+    }
 }
 
 /// The consumer's context: rebalance callbacks reach the thread's tasks through it.
 pub(crate) struct RebalanceCtx {
     work: Arc<Mutex<ThreadWork>>,
+    records_lag: prometheus::IntGaugeVec,
 }
 
-impl ClientContext for RebalanceCtx {}
+impl ClientContext for RebalanceCtx {
+    /// librdkafka's statistics: the consumer lag of each assigned partition.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.records_lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceCtx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Ok(mut work) = self.work.lock() else { return };
-        work.rebalancing = true;
+        work.rebalancing.store(true, Ordering::Relaxed);
         if let Rebalance::Revoke(list) = rebalance {
             let revoked: Vec<(String, i32)> =
                 list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-            if let Err(e) = work.on_revoked(consumer, &revoked) {
+            let lost = consumer.assignment_lost();
+            if let Err(e) = work.on_revoked(consumer, &revoked, lost) {
                 work.callback_error.get_or_insert(e);
             }
         }
@@ -89,6 +174,8 @@ impl ConsumerContext for RebalanceCtx {
         match rebalance {
             Rebalance::Assign(list) => {
                 work.assigned = list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                // A new assignment starts unpaused.
+                work.paused.clear();
                 tracing::info!(thread = work.index, partitions = work.assigned.len(), "partitions assigned");
             }
             Rebalance::Revoke(_) => {}
@@ -127,14 +214,30 @@ fn create_producer(config: &ValidConfig, transactional_id: &str, ctx: ProducerCt
     Ok(Arc::new(producer))
 }
 
-/// Creates the thread's consumer and the shared work state.
-pub(crate) fn create(
-    index: usize,
-    process_id: &str,
-    config: Arc<ValidConfig>,
-    topology: Arc<Topology>,
-    partitions: HashMap<String, i32>,
-) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
+/// Everything needed to (re)create one stream thread.
+pub(crate) struct ThreadSpec {
+    pub index: usize,
+    pub process_id: String,
+    pub config: Arc<ValidConfig>,
+    pub topology: Arc<Topology>,
+    pub partitions: HashMap<String, i32>,
+    pub restore_listener: Arc<dyn RestoreListener>,
+    pub metrics: StreamsMetrics,
+    pub rebalancing: Arc<AtomicBool>,
+}
+
+impl ThreadSpec {
+    /// Creates the thread's consumer and the shared work state.
+    pub(crate) fn create(&self) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
+        create(self)
+    }
+}
+
+fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
+    let ThreadSpec { index, process_id, config, topology, partitions, restore_listener, metrics, rebalancing } = spec;
+    let (index, config, topology) = (*index, config.clone(), topology.clone());
+    let (partitions, restore_listener, rebalancing) =
+        (partitions.clone(), restore_listener.clone(), rebalancing.clone());
     let subs = topology.subtopologies();
     let internal: HashSet<String> = topology.internal_topics().into_iter().map(|t| t.name).collect();
     let full = |t: &str| if internal.contains(t) { format!("{}-{t}", config.application_id) } else { t.to_string() };
@@ -146,6 +249,20 @@ pub(crate) fn create(
     let transactional_id = format!("{}-{process_id}-{index}", config.application_id);
     let producer_ctx = ProducerCtx::default();
     let producer = create_producer(&config, &transactional_id, producer_ctx.clone())?;
+    let restorer = Restorer::from_config(config.client_config("restore.consumer."))?.with_listener(restore_listener);
+    let store_options = StoreOptions {
+        rocksdb: Some(RocksDbResources::shared_default()),
+        exactly_once: is_eos(&config),
+        metrics: Some(metrics.stores.clone()),
+        cache: None,
+    };
+    let thread_name = format!("{}-StreamThread-{}", config.application_id, index + 1);
+    let repartition_topics: HashSet<String> = topology
+        .internal_topics()
+        .into_iter()
+        .filter(|t| t.kind == crate::topology::InternalTopicKind::Repartition)
+        .map(|t| format!("{}-{}", config.application_id, t.name))
+        .collect();
     let work = Arc::new(Mutex::new(ThreadWork {
         index,
         config: config.clone(),
@@ -156,12 +273,23 @@ pub(crate) fn create(
         transactional_id,
         producer,
         producer_ctx,
+        restorer,
+        store_options,
+        metrics: metrics.clone(),
+        thread_name,
         tasks: BTreeMap::new(),
         assigned: HashSet::new(),
+        paused: HashSet::new(),
         uncommitted: 0,
         callback_error: None,
-        rebalancing: true,
+        rebalancing,
         last_commit: Instant::now(),
+        purge: RepartitionPurge {
+            admin: config.client_config("admin.").create()?,
+            topics: repartition_topics,
+            pending: HashMap::new(),
+            last: Instant::now(),
+        },
     }));
     let mut client = config.client_config("consumer.");
     client
@@ -171,11 +299,13 @@ pub(crate) fn create(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("isolation.level", if is_eos(&config) { "read_committed" } else { "read_uncommitted" });
+        .set("isolation.level", if is_eos(&config) { "read_committed" } else { "read_uncommitted" })
+        .set("statistics.interval.ms", STATISTICS_INTERVAL.as_millis().to_string());
     if let Some(id) = &config.group_instance_id {
         client.set("group.instance.id", format!("{id}-{index}"));
     }
-    let consumer: KConsumer = client.create_with_context(RebalanceCtx { work: work.clone() })?;
+    let consumer: KConsumer =
+        client.create_with_context(RebalanceCtx { work: work.clone(), records_lag: metrics.records_lag.clone() })?;
     let topics: Vec<&str> = topic_to_sub.keys().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok((consumer, work))
@@ -192,28 +322,34 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
                 let message = consumer.poll(timeout);
                 timeout = Duration::ZERO;
                 let mut w = lock(&work)?;
+                w.metrics.poll.with_label_values(&[&w.thread_name]).inc();
                 if let Some(e) = w.callback_error.take() {
                     return Err(e);
                 }
-                w.ensure_tasks()?;
+                w.ensure_tasks(&consumer)?;
                 match message {
                     None => break,
-                    Some(Ok(m)) => w.process(&m)?,
+                    Some(Ok(m)) => w.enqueue(&consumer, &m)?,
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
                     Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 }
             }
             let mut w = lock(&work)?;
-            w.rebalancing = false;
+            w.process_ready(&consumer)?;
+            w.rebalancing.store(false, Ordering::Relaxed);
             w.punctuate_wall_clock()?;
             w.check_deliveries()?;
             if w.commit_due() {
-                w.commit(&consumer)?;
+                match w.commit(&consumer) {
+                    Ok(()) => {}
+                    Err(e) if w.can_recover(&e) => w.recover(&consumer, e)?,
+                    Err(e) => return Err(e),
+                }
             }
         }
         let mut w = lock(&work)?;
         w.commit(&consumer)?;
-        w.close_all();
+        w.close_all(true);
         Ok(())
     })();
     if let Err(e) = &result {
@@ -236,21 +372,47 @@ impl ThreadWork {
     }
 
     /// Creates the tasks of assigned partitions that have none yet, restoring their stores.
-    fn ensure_tasks(&mut self) -> Result<()> {
+    ///
+    /// Under exactly-once the previous owner of a partition may have left a transaction in flight
+    /// (it was paused or killed while committing). Its changelog writes become readable only once
+    /// the transaction completes, so restoring before that would miss them while the input offsets
+    /// it commits move past their input. Fetching the committed offsets first, as read_committed
+    /// consumers do (KIP-447: the broker answers only once no transactional offset commit is
+    /// pending for the partitions), waits for that transaction, as Kafka Streams does.
+    fn ensure_tasks(&mut self, consumer: &KConsumer) -> Result<()> {
         let wanted: HashSet<TaskId> = self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
-        for id in wanted {
-            if self.tasks.contains_key(&id) {
-                continue;
+        let new: HashSet<TaskId> = wanted.into_iter().filter(|id| !self.tasks.contains_key(id)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        if is_eos(&self.config) {
+            let mut inputs = TopicPartitionList::new();
+            for (topic, partition) in &self.assigned {
+                if self.task_for(topic, *partition).is_some_and(|id| new.contains(&id)) {
+                    inputs.add_partition(topic, *partition);
+                }
             }
+            consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
+        }
+        for id in new {
             let Some(sub) = self.subs.iter().find(|s| s.id == id.subtopology).cloned() else { continue };
-            let task = self.create_task(&sub, id.partition)?;
-            self.tasks.insert(id, TaskEntry { task, next_offsets: HashMap::new() });
+            let (mut task, state) = self.create_task(&sub, id.partition)?;
+            task.set_metrics(self.metrics.task(&self.thread_name, &id.to_string()));
+            let inputs = PartitionGroup::new(
+                self.topic_to_sub
+                    .iter()
+                    .filter(|(_, sub)| **sub == id.subtopology)
+                    .map(|(topic, _)| (topic.clone(), id.partition)),
+            );
+            self.tasks.insert(id, TaskEntry { task, state, next_offsets: HashMap::new(), inputs });
             tracing::info!(thread = self.index, task = %id, "task created");
         }
+        self.metrics.active_tasks.with_label_values(&[&self.thread_name]).set(self.tasks.len() as i64);
         Ok(())
     }
 
-    fn create_task(&mut self, sub: &SubTopology, partition: i32) -> Result<StreamTask> {
+    /// Builds a task and opens its stores, each restored from its changelog.
+    fn create_task(&mut self, sub: &SubTopology, partition: i32) -> Result<(StreamTask, TaskStateManager)> {
         let collector = KafkaCollector { producer: self.producer.clone(), partitions: self.partitions.clone() };
         let record_timestamp = Arc::new(AtomicI64::new(0));
         let id = TaskId { subtopology: sub.id, partition };
@@ -261,7 +423,8 @@ impl ThreadWork {
             changelog: Some(Arc::new(collector.clone())),
             record_timestamp: record_timestamp.clone(),
         };
-        let config = self.config.clone();
+        let mut state = TaskStateManager::new(&ctx.task_dir, partition, is_eos(&self.config))?;
+        let (restorer, options) = (&self.restorer, &self.store_options);
         let app = self.config.application_id.clone();
         let mut task = StreamTask::new(
             &self.topology,
@@ -270,42 +433,91 @@ impl ThreadWork {
             &app,
             Box::new(collector),
             record_timestamp,
-            &mut |spec| {
-                let mut handle = crate::store::open(spec, &ctx)?;
-                if spec.logging {
-                    let topic = spec.changelog_topic(&app);
-                    restore_store(&config, &ctx, &mut handle, &topic, partition)?;
-                }
-                Ok(handle)
-            },
+            &mut |spec| Ok(state.open(spec, &ctx, options, Some(restorer))?.store),
         )?;
         task.init(now_ms())?;
-        Ok(task)
+        Ok((task, state))
     }
 
-    fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
-        let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
-        let Some(id) = self.task_for(&topic, partition) else {
+    /// Queues a consumed record with its task; pauses its partition when too much is buffered.
+    fn enqueue(&mut self, consumer: &KConsumer, m: &BorrowedMessage<'_>) -> Result<()> {
+        let (topic, partition) = (m.topic(), m.partition());
+        let Some(id) = self.task_for(topic, partition) else {
             return Err(StreamsError::IllegalState(format!("no sub-topology reads topic `{topic}`")));
         };
+        let entry = self.tasks.get_mut(&id).ok_or_else(|| {
+            StreamsError::IllegalState(format!("record for {topic}-{partition} but task {id} is not assigned"))
+        })?;
         let headers: Headers = m
             .headers()
             .map(|hs| {
                 hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect()
             })
             .unwrap_or_default();
-        let timestamp = m.timestamp().to_millis().unwrap_or(-1);
-        let entry = self.tasks.get_mut(&id).ok_or_else(|| {
-            StreamsError::IllegalState(format!("record for {topic}-{partition} but task {id} is not assigned"))
-        })?;
-        let result = entry.task.process(ConsumedBytes {
-            topic: &topic,
+        entry.inputs.push(Pending {
+            topic: topic.to_string(),
             partition,
-            offset,
-            key: m.key(),
-            value: m.payload(),
-            timestamp,
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
             headers,
+        });
+        if entry.inputs.buffered(topic, partition) > MAX_BUFFERED && self.paused.insert((topic.to_string(), partition))
+        {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(topic, partition);
+            consumer.pause(&tpl)?;
+        }
+        Ok(())
+    }
+
+    /// Processes every task's records that are ready (see [`PartitionGroup`]), then resumes paused
+    /// partitions that drained.
+    fn process_ready(&mut self, consumer: &KConsumer) -> Result<()> {
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        let max_idle = self.config.max_task_idle;
+        for id in ids {
+            while let Some(record) = self.tasks.get_mut(&id).and_then(|e| e.inputs.next(max_idle, Instant::now())) {
+                self.process(id, record)?;
+            }
+        }
+        if !self.paused.is_empty() {
+            let drained: Vec<(String, i32)> = self
+                .paused
+                .iter()
+                .filter(|(t, p)| {
+                    let id = self.task_for(t, *p);
+                    id.and_then(|id| self.tasks.get(&id)).is_none_or(|e| e.inputs.buffered(t, *p) < MAX_BUFFERED / 2)
+                })
+                .cloned()
+                .collect();
+            if !drained.is_empty() {
+                let mut tpl = TopicPartitionList::new();
+                for (t, p) in &drained {
+                    tpl.add_partition(t, *p);
+                    self.paused.remove(&(t.clone(), *p));
+                }
+                consumer.resume(&tpl)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, id: TaskId, record: Pending) -> Result<()> {
+        let entry = self
+            .tasks
+            .get_mut(&id)
+            .ok_or_else(|| StreamsError::IllegalState(format!("task {id} vanished while processing")))?;
+        let started = Instant::now();
+        let result = entry.task.process(ConsumedBytes {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            timestamp: record.timestamp,
+            headers: record.headers.clone(),
         });
         match result {
             Ok(_) => {}
@@ -320,13 +532,14 @@ impl ThreadWork {
                 }
                 DeserializationHandler::DeadLetterQueue { topic: dlq } => {
                     tracing::warn!(error = %e, dead_letter_topic = %dlq, "record sent to the dead-letter topic");
-                    send_to_dlq(&self.producer, dlq, m, &e)?;
+                    send_to_dlq(&self.producer, dlq, &record, &e)?;
                 }
             },
             Err(e) => return Err(e),
         }
         entry.task.punctuate_stream_time()?;
-        entry.next_offsets.insert((topic, partition), offset + 1);
+        self.metrics.process_latency.with_label_values(&[&self.thread_name]).observe(started.elapsed().as_secs_f64());
+        entry.next_offsets.insert((record.topic, record.partition), record.offset + 1);
         self.uncommitted += 1;
         Ok(())
     }
@@ -349,16 +562,17 @@ impl ThreadWork {
     }
 
     fn commit_due(&mut self) -> bool {
-        let requested = self.tasks.values_mut().fold(false, |acc, e| e.task.take_commit_request() || acc);
+        // Every task's request is taken (and cleared), not just the first.
+        let mut requested = false;
+        for entry in self.tasks.values_mut() {
+            requested |= entry.task.take_commit_request();
+        }
         requested || self.last_commit.elapsed() >= self.config.commit_interval
     }
 
-    fn offsets(&self, only: Option<&HashSet<TaskId>>) -> Result<TopicPartitionList> {
+    fn offsets(&self) -> Result<TopicPartitionList> {
         let mut list = TopicPartitionList::new();
-        for (id, entry) in &self.tasks {
-            if only.is_some_and(|o| !o.contains(id)) {
-                continue;
-            }
+        for entry in self.tasks.values() {
             for ((topic, partition), offset) in &entry.next_offsets {
                 list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
             }
@@ -366,16 +580,19 @@ impl ThreadWork {
         Ok(list)
     }
 
-    /// Commits the given tasks (all when `None`): flushes stores and output, then commits offsets (at
-    /// least once) or the transaction with the offsets in it (exactly once).
-    fn commit_tasks(&mut self, consumer: &KConsumer, only: Option<&HashSet<TaskId>>) -> Result<()> {
-        self.last_commit = Instant::now();
-        for (id, entry) in self.tasks.iter_mut() {
-            if only.is_none_or(|o| o.contains(id)) {
-                entry.task.flush()?;
-            }
-        }
-        let offsets = self.offsets(only)?;
+    /// Commits every task. At least once: flush the producer, commit the stores (checkpoints), then
+    /// the input offsets. Exactly once: commit the transaction holding output, changelog writes and
+    /// input offsets, then the stores (which apply their buffered writes with the changelog offset).
+    fn commit(&mut self, consumer: &KConsumer) -> Result<()> {
+        let started = Instant::now();
+        self.last_commit = started;
+        let result = self.commit_inner(consumer);
+        self.metrics.commit_latency.with_label_values(&[&self.thread_name]).observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn commit_inner(&mut self, consumer: &KConsumer) -> Result<()> {
+        let offsets = self.offsets()?;
         if is_eos(&self.config) {
             if self.uncommitted == 0 && offsets.count() == 0 {
                 return Ok(());
@@ -387,15 +604,95 @@ impl ThreadWork {
                 self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
             }
             self.producer.commit_transaction(TXN_TIMEOUT)?;
+            self.check_deliveries()?;
+            self.commit_stores()?;
             self.producer.begin_transaction()?;
         } else {
             self.producer.flush(TXN_TIMEOUT)?;
             self.check_deliveries()?;
+            self.commit_stores()?;
             if offsets.count() > 0 {
                 consumer.commit(&offsets, CommitMode::Sync)?;
             }
         }
-        self.check_deliveries()?;
+        self.uncommitted = 0;
+        for entry in self.tasks.values_mut() {
+            entry.next_offsets.clear();
+        }
+        self.purge.note_committed(&offsets);
+        self.purge.maybe_purge(self.config.repartition_purge_interval);
+        Ok(())
+    }
+
+    /// Commits every task's stores with the changelog offsets the producer reported delivered.
+    fn commit_stores(&mut self) -> Result<()> {
+        let delivered = match self.producer_ctx.deliveries.lock() {
+            Ok(d) => d.offsets.clone(),
+            Err(_) => return Err(StreamsError::IllegalState("delivery report lock poisoned".into())),
+        };
+        for (id, entry) in self.tasks.iter_mut() {
+            let partition = id.partition;
+            entry
+                .state
+                .commit(entry.task.state_stores(), |topic| delivered.get(&(topic.to_string(), partition)).copied())?;
+        }
+        Ok(())
+    }
+
+    /// Partitions are being taken away: commit everything, then close the revoked tasks. When the
+    /// partitions were lost (this member was dropped from the group, e.g. after a long pause), other
+    /// instances may already own them: nothing is committed, the open transaction is aborted, and the
+    /// tasks close dirty (Kafka Streams' "task migrated").
+    fn on_revoked(&mut self, consumer: &KConsumer, revoked: &[(String, i32)], lost: bool) -> Result<()> {
+        let revoked_tasks: HashSet<TaskId> = revoked.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
+        if lost {
+            tracing::warn!(thread = self.index, "partitions lost; closing tasks without committing");
+            self.abandon_transaction()?;
+            self.close_all(false);
+        } else {
+            // Under exactly-once one transaction covers all tasks, so all are committed.
+            match self.commit(consumer) {
+                Ok(()) => {}
+                Err(e) if self.can_recover(&e) => {
+                    tracing::warn!(thread = self.index, error = %e, "commit on revocation failed; closing tasks dirty");
+                    self.abandon_transaction()?;
+                    self.close_all(false);
+                }
+                Err(e) => return Err(e),
+            }
+            for id in revoked_tasks {
+                if let Some(entry) = self.tasks.remove(&id) {
+                    close_task(id, entry, true);
+                    tracing::info!(thread = self.index, task = %id, "task closed (revoked)");
+                }
+            }
+        }
+        self.assigned.retain(|tp| !revoked.contains(tp));
+        Ok(())
+    }
+
+    /// Whether a failed commit can be recovered from by aborting and rewinding: under exactly-once,
+    /// a transaction error that requires an abort, or a fatal one (the producer was fenced), which a
+    /// new producer fixes.
+    fn can_recover(&self, error: &StreamsError) -> bool {
+        is_eos(&self.config)
+            && matches!(error, StreamsError::Kafka(KafkaError::Transaction(e)) if e.txn_requires_abort() || e.is_fatal())
+    }
+
+    /// Aborts the open transaction (or, if the producer is fenced, replaces it with a new one) and
+    /// begins the next; clears the uncommitted input positions.
+    fn abandon_transaction(&mut self) -> Result<()> {
+        if !is_eos(&self.config) {
+            return Ok(());
+        }
+        let aborted = abort(&self.producer).and_then(|()| self.producer.begin_transaction());
+        if let Err(e) = aborted {
+            tracing::warn!(thread = self.index, error = %e, "abort failed; replacing the producer");
+            self.producer = create_producer(&self.config, &self.transactional_id, self.producer_ctx.clone())?;
+        }
+        if let Ok(mut d) = self.producer_ctx.deliveries.lock() {
+            d.first_error = None;
+        }
         self.uncommitted = 0;
         for entry in self.tasks.values_mut() {
             entry.next_offsets.clear();
@@ -403,63 +700,95 @@ impl ThreadWork {
         Ok(())
     }
 
-    fn commit(&mut self, consumer: &KConsumer) -> Result<()> {
-        self.commit_tasks(consumer, None)
-    }
-
-    /// Partitions are being taken away: commit everything, then close the revoked tasks.
-    fn on_revoked(&mut self, consumer: &KConsumer, revoked: &[(String, i32)]) -> Result<()> {
-        let revoked_tasks: HashSet<TaskId> = revoked.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
-        // Under exactly-once one transaction covers all tasks, so all are committed.
-        self.commit(consumer)?;
-        for id in revoked_tasks {
-            if let Some(mut entry) = self.tasks.remove(&id) {
-                if let Err(e) = entry.task.close() {
-                    tracing::warn!(task = %id, error = %e, "closing a revoked task failed");
-                }
-                tracing::info!(thread = self.index, task = %id, "task closed (revoked)");
+    /// After a failed transaction: abort it, close every task dirty (its stores lose the uncommitted
+    /// writes; they reopen at their last committed point and restore the changelog tail), and rewind
+    /// the consumer to the committed offsets so the aborted input is processed again.
+    fn recover(&mut self, consumer: &KConsumer, error: StreamsError) -> Result<()> {
+        tracing::warn!(thread = self.index, error = %error,
+            "transaction failed; aborting it, closing tasks dirty and rewinding to the committed offsets");
+        self.abandon_transaction()?;
+        self.close_all(false);
+        let assignment = consumer.assignment()?;
+        if assignment.count() == 0 {
+            return Ok(());
+        }
+        let committed = consumer.committed_offsets(assignment, TXN_TIMEOUT)?;
+        let mut rewind = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            rewind.add_partition_offset(e.topic(), e.partition(), offset)?;
+        }
+        for e in consumer.seek_partitions(rewind, TXN_TIMEOUT)?.elements() {
+            if let Err(err) = e.error() {
+                return Err(StreamsError::IllegalState(format!(
+                    "rewinding {}-{} to its committed offset failed: {err}",
+                    e.topic(),
+                    e.partition()
+                )));
             }
         }
-        self.assigned.retain(|tp| !revoked.contains(tp));
         Ok(())
     }
 
-    fn close_all(&mut self) {
-        for (id, mut entry) in std::mem::take(&mut self.tasks) {
-            if let Err(e) = entry.task.close() {
-                tracing::warn!(task = %id, error = %e, "closing a task failed");
-            }
+    /// Closes every task; `clean` after a successful commit (checkpoints are written), not after a
+    /// failure (stores restore from their committed point on the next start).
+    fn close_all(&mut self, clean: bool) {
+        for (id, entry) in std::mem::take(&mut self.tasks) {
+            close_task(id, entry, clean);
         }
+        self.metrics.active_tasks.with_label_values(&[&self.thread_name]).set(0);
     }
 
     /// After a failure: abort the open transaction (its output is discarded) and drop the tasks
     /// without committing.
     fn abort_after_error(&mut self) {
         if is_eos(&self.config) {
-            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+            if let Err(e) = abort(&self.producer) {
                 tracing::warn!(transactional_id = %self.transactional_id, error = %e, "abort after error failed");
             }
         }
-        self.close_all();
+        self.close_all(false);
+    }
+}
+
+/// Aborts the producer's transaction. librdkafka waits for every outstanding message to be
+/// acknowledged first, and a `BaseProducer` only serves delivery reports when polled: flushing first
+/// serves them (an error there shows again in the abort).
+fn abort(producer: &KProducer) -> std::result::Result<(), KafkaError> {
+    let _ = producer.flush(TXN_TIMEOUT);
+    producer.abort_transaction(TXN_TIMEOUT)
+}
+
+/// Closes a task's processors and stores; a clean close also writes its checkpoint.
+fn close_task(id: TaskId, mut entry: TaskEntry, clean: bool) {
+    if let Err(e) = entry.task.close() {
+        tracing::warn!(task = %id, error = %e, "closing a task failed");
+        return;
+    }
+    if clean {
+        if let Err(e) = entry.state.close_clean() {
+            tracing::warn!(task = %id, error = %e, "writing the checkpoint of a closed task failed");
+        }
     }
 }
 
 /// Writes the original record to the dead-letter topic with headers that say where it came from and
 /// why it failed (Kafka Streams' `__streams.errors.*` names).
-fn send_to_dlq(producer: &KProducer, dlq: &str, m: &BorrowedMessage<'_>, error: &StreamsError) -> Result<()> {
+fn send_to_dlq(producer: &KProducer, dlq: &str, m: &Pending, error: &StreamsError) -> Result<()> {
     let mut headers = OwnedHeaders::new();
-    if let Some(original) = m.headers() {
-        for h in original.iter() {
-            headers = headers.insert(rdkafka::message::Header { key: h.key, value: h.value });
-        }
+    for h in m.headers.iter() {
+        headers = headers.insert(rdkafka::message::Header { key: &h.key, value: h.value.as_deref() });
     }
-    let partition = m.partition().to_string();
-    let offset = m.offset().to_string();
+    let partition = m.partition.to_string();
+    let offset = m.offset.to_string();
     let message = error.to_string();
     for (key, value) in [
         ("__streams.errors.exception", "DeserializationException"),
         ("__streams.errors.message", message.as_str()),
-        ("__streams.errors.topic", m.topic()),
+        ("__streams.errors.topic", m.topic.as_str()),
         ("__streams.errors.partition", partition.as_str()),
         ("__streams.errors.offset", offset.as_str()),
     ] {
@@ -467,14 +796,14 @@ fn send_to_dlq(producer: &KProducer, dlq: &str, m: &BorrowedMessage<'_>, error: 
     }
     let mut record: rdkafka::producer::BaseRecord<'_, [u8], [u8]> =
         rdkafka::producer::BaseRecord::to(dlq).headers(headers);
-    if let Some(k) = m.key() {
+    if let Some(k) = &m.key {
         record = record.key(k);
     }
-    if let Some(v) = m.payload() {
+    if let Some(v) = &m.value {
         record = record.payload(v);
     }
-    if let Some(ts) = m.timestamp().to_millis() {
-        record = record.timestamp(ts);
+    if m.timestamp >= 0 {
+        record = record.timestamp(m.timestamp);
     }
     producer.send(record).map_err(|(e, _)| StreamsError::Kafka(e))
 }

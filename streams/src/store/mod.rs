@@ -19,11 +19,10 @@
 
 mod typed;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kstreams_state::{Backend, StoreKind, StoreSpec};
+use kstreams_state::{Backend, StoreHandle, StoreKind, StoreSpec};
 
 pub use typed::{KeyValueStore, SessionStore, WindowStore};
 
@@ -164,68 +163,4 @@ fn spec(name: &str, kind: StoreKind) -> StoreSpec {
 
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Kafka Streams keeps windowed changelog data a day longer than the store does.
-const CHANGELOG_ADDITIONAL_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// The topic configs of a store's changelog: compacted, and for window and session stores also
-/// deleted after the store's retention plus one day.
-pub(crate) fn changelog_configs(spec: &StoreSpec) -> BTreeMap<String, String> {
-    let mut configs = BTreeMap::new();
-    match spec.kind {
-        StoreKind::KeyValue => {
-            configs.insert("cleanup.policy".to_string(), "compact".to_string());
-        }
-        StoreKind::Window { retention_ms, .. } | StoreKind::Session { retention_ms } => {
-            configs.insert("cleanup.policy".to_string(), "compact,delete".to_string());
-            configs.insert(
-                "retention.ms".to_string(),
-                retention_ms.saturating_add(CHANGELOG_ADDITIONAL_RETENTION_MS).to_string(),
-            );
-        }
-    }
-    configs
-}
-
-/// Opens a store for a task: RocksDB under `<task dir>/rocksdb/<store>` (sharing the process's
-/// block cache and write-buffer manager) or in memory.
-///
-/// The change-logging and caching layers of `kstreams-state` are not stacked on yet: stores are
-/// restored from their changelog topics, but nothing writes to those topics so far.
-pub(crate) fn open(spec: &StoreSpec, ctx: &kstreams_state::StoreContext) -> Result<StoreHandle> {
-    use kstreams_state::memory::{InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore};
-    use kstreams_state::rocksdb::{RocksDbKeyValueStore, RocksDbResources, RocksDbSessionStore, RocksDbWindowStore};
-
-    let name = spec.name.clone();
-    let path = ctx.task_dir.join("rocksdb").join(&spec.name);
-    let resources = RocksDbResources::shared_default();
-    Ok(match (spec.backend, &spec.kind) {
-        (Backend::InMemory, StoreKind::KeyValue) => StoreHandle::KeyValue(Box::new(InMemoryKeyValueStore::new(name))),
-        (Backend::InMemory, StoreKind::Window { retention_ms, retain_duplicates, .. }) => {
-            StoreHandle::Window(Box::new(InMemoryWindowStore::new(name, *retention_ms, *retain_duplicates)))
-        }
-        (Backend::InMemory, StoreKind::Session { retention_ms }) => {
-            StoreHandle::Session(Box::new(InMemorySessionStore::new(name, *retention_ms)))
-        }
-        (Backend::RocksDb, StoreKind::KeyValue) => {
-            StoreHandle::KeyValue(Box::new(RocksDbKeyValueStore::open(name, path, &resources)?))
-        }
-        (Backend::RocksDb, StoreKind::Window { retention_ms, retain_duplicates, .. }) => StoreHandle::Window(Box::new(
-            RocksDbWindowStore::open(name, path, *retention_ms, *retain_duplicates, &resources)?,
-        )),
-        (Backend::RocksDb, StoreKind::Session { retention_ms }) => {
-            StoreHandle::Session(Box::new(RocksDbSessionStore::open(name, path, *retention_ms, &resources)?))
-        }
-    })
-}
-
-/// An opened store, by shape.
-pub(crate) enum StoreHandle {
-    /// A key-value store.
-    KeyValue(Box<dyn kstreams_state::KeyValueBytesStore>),
-    /// A window store.
-    Window(Box<dyn kstreams_state::WindowBytesStore>),
-    /// A session store.
-    Session(Box<dyn kstreams_state::SessionBytesStore>),
 }

@@ -23,7 +23,7 @@ impl<K: Data, V: Data> Codec<K, V> {
         let bytes = self
             .key_serde
             .serialize(&self.topic, &Headers::new(), key)
-            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source })?;
+            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source: Box::new(source) })?;
         bytes.ok_or_else(|| StreamsError::StoreAccess {
             node: String::new(),
             store: self.topic.clone(),
@@ -34,7 +34,7 @@ impl<K: Data, V: Data> Codec<K, V> {
     fn value(&self, value: &V) -> Result<Option<Vec<u8>>> {
         self.value_serde
             .serialize(&self.topic, &Headers::new(), value)
-            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source })
+            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source: Box::new(source) })
     }
 
     fn read_key(&self, bytes: &[u8]) -> Result<K> {
@@ -51,7 +51,7 @@ impl<K: Data, V: Data> Codec<K, V> {
             partition: -1,
             offset: -1,
             part: "store entry",
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -128,7 +128,10 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
     pub fn prefix_scan<P: Data>(&self, prefix: &P, prefix_serde: &SharedSerde<P>) -> Result<Vec<(K, V)>> {
         let prefix = prefix_serde
             .serialize(&self.codec.topic, &Headers::new(), prefix)
-            .map_err(|source| StreamsError::Serialization { target: self.codec.topic.clone(), source })?
+            .map_err(|source| StreamsError::Serialization {
+                target: self.codec.topic.clone(),
+                source: Box::new(source),
+            })?
             .unwrap_or_default();
         self.decode(self.inner.prefix_scan(&prefix)?)
     }

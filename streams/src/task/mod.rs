@@ -7,9 +7,7 @@ use std::fmt;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
-use kstreams_state::StoreSpec;
-
-use crate::store::StoreHandle;
+use kstreams_state::{StateStore, StoreHandle, StoreSpec};
 
 use self::core::{NodeSlot, RecordCollector, TaskCore};
 use crate::error::{Result, StreamsError};
@@ -123,6 +121,11 @@ impl StreamTask {
         Ok(StreamTask { core, sources, partition_time: HashMap::new() })
     }
 
+    /// Counts into `metrics` from now on (the runtime's labelled, registered counters).
+    pub(crate) fn set_metrics(&mut self, metrics: TaskMetrics) {
+        self.core.metrics = metrics;
+    }
+
     /// The task's id.
     pub fn id(&self) -> TaskId {
         self.core.task_id
@@ -179,12 +182,9 @@ impl StreamTask {
         self.core.punctuate(PunctuationType::WallClockTime, now_ms)
     }
 
-    /// Flushes every store (at-least-once commit).
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        for store in self.core.stores.values_mut() {
-            store.state().flush()?;
-        }
-        Ok(())
+    /// The task's stores, as byte stores (for commits and checkpoints).
+    pub(crate) fn state_stores(&mut self) -> impl Iterator<Item = &mut dyn StateStore> + '_ {
+        self.core.stores.values_mut().map(|s| s.state())
     }
 
     /// Whether a processor asked for a commit since the last call.

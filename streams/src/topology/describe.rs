@@ -176,7 +176,7 @@ impl fmt::Display for TopologyDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Topologies:\n ")?;
         for sub in &self.subtopologies {
-            write!(f, "  Sub-topology: {}\n", sub.id)?;
+            writeln!(f, "  Sub-topology: {}", sub.id)?;
             for node in &sub.nodes {
                 writeln!(f, "    {node}")?;
             }

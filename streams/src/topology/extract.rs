@@ -76,12 +76,15 @@ where
     }
 }
 
+/// Chooses the topic of a record.
+pub type TopicChooser<K, V> = Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync>;
+
 /// The topic a sink writes a record to: one fixed topic, or one chosen per record.
 pub enum TopicNameExtractor<K, V> {
     /// Always this topic.
     Static(String),
     /// Chosen per record.
-    Dynamic(Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync>),
+    Dynamic(TopicChooser<K, V>),
 }
 
 impl<K, V> Clone for TopicNameExtractor<K, V> {

@@ -353,8 +353,7 @@ impl Topology {
             let spec = builder.spec();
             if spec.logging {
                 let name = format!("{}-changelog", spec.name);
-                let mut configs: BTreeMap<String, String> = crate::store::changelog_configs(spec);
-                configs.extend(spec.changelog_configs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let configs: BTreeMap<String, String> = spec.changelog_topic_configs().into_iter().collect();
                 topics.push(InternalTopic { name, kind: InternalTopicKind::Changelog, partitions: None, configs });
             }
         }
@@ -485,8 +484,9 @@ impl Topology {
 
     /// Partition counts of every topic the topology reads and of its internal topics, given the counts
     /// of the external topics it reads (`known`, by topology name). Repartition topics without a fixed
-    /// count take the largest count of the sources of the sub-topologies writing them, as in Kafka
-    /// Streams; changelogs take their sub-topology's count. Sources of one sub-topology must agree
+    /// count take the count of the given topics they must be co-partitioned with (joins declare these),
+    /// else the largest count of the sources of the sub-topologies writing them, as in Kafka Streams;
+    /// changelogs take their sub-topology's count. Sources of one sub-topology must agree
     /// (co-partitioning), else this is an error naming the topics.
     pub fn resolve_partition_counts(&self, known: &HashMap<String, i32>) -> Result<HashMap<String, i32>> {
         let subs = self.subtopologies();
@@ -502,19 +502,72 @@ impl Topology {
             .filter(|t| t.kind == InternalTopicKind::Repartition)
             .map(|t| &t.name)
             .collect();
-        for _ in 0..=subs.len() {
+        // Counts given (external topics) or fixed (`Repartitioned::with_number_of_partitions`) anchor
+        // the others: a repartition topic declared co-partitioned with an anchored topic takes its
+        // count (and is anchored in turn), as Kafka's `CopartitionedTopicsEnforcer` sets it. A
+        // foreign-key join's subscription topic, for example, must match the foreign table's topic,
+        // whatever its writers read.
+        let mut anchored: BTreeSet<String> = counts.keys().cloned().collect();
+        loop {
+            let next = repartition.iter().filter(|t| !anchored.contains(**t)).find_map(|topic| {
+                self.copartition_groups
+                    .iter()
+                    .filter(|g| g.contains(*topic))
+                    .flat_map(|g| g.iter())
+                    .filter(|t| anchored.contains(*t))
+                    .filter_map(|t| counts.get(t).copied())
+                    .max()
+                    .map(|n| ((*topic).clone(), n))
+            });
+            let Some((topic, n)) = next else { break };
+            counts.insert(topic.clone(), n);
+            anchored.insert(topic);
+        }
+        // The others take the largest count of the sources of the sub-topologies writing them (with
+        // `complete`, only once all of those are known).
+        let from_writers = |counts: &HashMap<String, i32>, topic: &String, complete: bool| -> Option<i32> {
+            let sources: Vec<&String> =
+                subs.iter().filter(|s| s.sink_topics.contains(topic)).flat_map(|s| s.source_topics.iter()).collect();
+            if sources.is_empty() || (complete && !sources.iter().all(|t| counts.contains_key(*t))) {
+                return None;
+            }
+            sources.iter().filter_map(|t| counts.get(*t).copied()).max()
+        };
+        loop {
+            let mut progress = false;
             for topic in &repartition {
                 if counts.contains_key(*topic) {
                     continue;
                 }
-                let sources: Vec<&String> = subs
-                    .iter()
-                    .filter(|s| s.sink_topics.contains(topic))
-                    .flat_map(|s| s.source_topics.iter())
-                    .collect();
-                if !sources.is_empty() && sources.iter().all(|t| counts.contains_key(*t)) {
-                    let n = sources.iter().filter_map(|t| counts.get(*t).copied()).max().unwrap_or(1);
+                if let Some(n) = from_writers(&counts, topic, true) {
                     counts.insert((*topic).clone(), n);
+                    progress = true;
+                }
+            }
+            if progress {
+                continue;
+            }
+            // Repartition topics feeding each other (a cycle) are settled by what is known so far, as
+            // Kafka Streams does: one at a time, then the others follow from it.
+            let settled = repartition
+                .iter()
+                .filter(|t| !counts.contains_key(**t))
+                .find_map(|t| from_writers(&counts, t, false).map(|n| ((*t).clone(), n)));
+            match settled {
+                Some((topic, n)) => {
+                    counts.insert(topic, n);
+                }
+                None => break,
+            }
+        }
+        // Co-partitioned groups of derived repartition topics only: all take the largest count.
+        for group in &self.copartition_groups {
+            if group.iter().any(|t| anchored.contains(t) || !repartition.contains(&t)) {
+                continue;
+            }
+            if let Some(n) = group.iter().filter_map(|t| counts.get(t).copied()).max() {
+                for t in group {
+                    counts.insert(t.clone(), n);
                 }
             }
         }

@@ -1,0 +1,184 @@
+//! State stores on the real broker: a logged RocksDB store is rebuilt from its changelog after its
+//! folder is deleted, and a store that stopped cleanly restores only the changelog tail it missed.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
+use kstreams::runtime::{KafkaStreams, StreamsConfig};
+use kstreams::serde::Serdes;
+use kstreams::state::rocksdb::{RocksDbKeyValueStore, RocksDbResources};
+use kstreams::state::{KeyValueBytesStore, RestoreListener};
+use support::{Isolation, TopicSpec};
+
+/// Records every finished restoration: (changelog partition, records restored).
+#[derive(Default)]
+struct Restores(Mutex<Vec<(i32, u64)>>);
+
+impl RestoreListener for Restores {
+    fn on_restore_end(&self, _topic: &str, partition: i32, _store: &str, total_restored: u64) {
+        self.0.lock().unwrap().push((partition, total_restored));
+    }
+}
+
+impl Restores {
+    fn finished(&self) -> Vec<(i32, u64)> {
+        self.0.lock().unwrap().clone()
+    }
+    fn total(&self) -> u64 {
+        self.finished().iter().map(|(_, n)| n).sum()
+    }
+}
+
+struct App {
+    input: String,
+    output: String,
+    id: String,
+}
+
+const PARTITIONS: i32 = 3;
+
+impl App {
+    fn topology(&self) -> kstreams::topology::Topology {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream(&self.input, Consumed::with(Serdes::string(), Serdes::string()))
+            .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .group_by(|_, w: &String| w.clone(), Default::default())
+            .count(Materialized::as_("counts"))
+            .to_stream()
+            .to(&self.output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+        builder.build().unwrap()
+    }
+
+    /// Runs the app on `state_dir` until the output holds `expected`, then closes it cleanly.
+    /// Returns what was restored at start.
+    fn run_until(&self, state_dir: &Path, expected: &BTreeMap<String, i64>) -> Arc<Restores> {
+        let config = StreamsConfig::new()
+            .set("application.id", &self.id)
+            .set("bootstrap.servers", support::bootstrap())
+            .set("processing.guarantee", "at_least_once")
+            .set("commit.interval.ms", "200")
+            .set("state.dir", state_dir.to_string_lossy());
+        let restores = Arc::new(Restores::default());
+        let mut streams = KafkaStreams::new(self.topology(), config).unwrap();
+        streams.set_global_state_restore_listener(restores.clone());
+        streams.start().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut done = false;
+        while Instant::now() < deadline {
+            // Every task restored its store and the output is complete.
+            if restores.finished().len() == PARTITIONS as usize && &latest_counts(&self.output) == expected {
+                done = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let error = streams.error();
+        streams.close(Duration::from_secs(30)).unwrap();
+        assert!(done, "app did not finish (error {error:?}; restores {:?})", restores.finished());
+        restores
+    }
+}
+
+fn latest_counts(topic: &str) -> BTreeMap<String, i64> {
+    support::read_to_end(topic, Isolation::ReadCommitted)
+        .expect("read output")
+        .into_iter()
+        .filter_map(|r| {
+            let value: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
+            Some((r.key_str(), i64::from_be_bytes(value)))
+        })
+        .collect()
+}
+
+fn produce_lines(topic: &str, from: usize, n: usize, expected: &mut BTreeMap<String, i64>) {
+    let lines: Vec<(String, String)> =
+        (from..from + n).map(|i| (i.to_string(), format!("w{} w{} common", i % 50, i % 7))).collect();
+    for (_, line) in &lines {
+        for w in line.split_whitespace() {
+            *expected.entry(w.to_string()).or_default() += 1;
+        }
+    }
+    support::produce_keyed(topic, lines).unwrap();
+}
+
+/// Every entry of every task's `counts` store under `<state_dir>/<app>`.
+fn store_contents(state_dir: &Path, app: &str) -> BTreeMap<(String, Vec<u8>), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let app_dir = state_dir.join(app);
+    let resources = RocksDbResources::shared_default();
+    for entry in std::fs::read_dir(&app_dir).unwrap() {
+        let task_dir: PathBuf = entry.unwrap().path();
+        let path = task_dir.join("rocksdb").join("counts");
+        if !path.exists() {
+            continue;
+        }
+        let task = task_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let store = RocksDbKeyValueStore::open("counts", &path, &resources).unwrap();
+        for item in store.all().unwrap() {
+            let (k, v) = item.unwrap();
+            out.insert((task.clone(), k), v);
+        }
+    }
+    out
+}
+
+fn changelog_records(app: &str) -> u64 {
+    support::read_to_end(&format!("{app}-counts-changelog"), Isolation::ReadUncommitted).unwrap().len() as u64
+}
+
+#[test]
+fn a_deleted_store_is_rebuilt_from_its_changelog_and_a_stopped_one_restores_only_the_tail() {
+    support::require_broker();
+    let app = App {
+        input: support::unique_topic("restore-in"),
+        output: support::unique_topic("restore-out"),
+        id: support::unique_name("restore"),
+    };
+    let _topics =
+        support::create_topics(&[TopicSpec::new(&app.input, PARTITIONS), TopicSpec::new(&app.output, PARTITIONS)])
+            .unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut expected = BTreeMap::new();
+
+    // 1. Fill the store; nothing to restore on a first start.
+    produce_lines(&app.input, 0, 300, &mut expected);
+    let first = app.run_until(dir_a.path(), &expected);
+    assert_eq!(first.total(), 0, "a new application has nothing to restore");
+    let filled = store_contents(dir_a.path(), &app.id);
+    let words = expected.len();
+    assert_eq!(filled.len(), words, "one entry per word across the tasks");
+    let logged = changelog_records(&app.id);
+    assert_eq!(logged, 900, "one changelog record per counted word (no cache)");
+
+    // 2. Delete the whole state folder: every store is rebuilt from the full changelog, identical.
+    std::fs::remove_dir_all(dir_a.path().join(&app.id)).unwrap();
+    let rebuilt = app.run_until(dir_a.path(), &expected);
+    assert_eq!(rebuilt.total(), logged, "the full changelog was restored");
+    assert_eq!(store_contents(dir_a.path(), &app.id), filled, "the rebuilt store equals the original");
+
+    // 3. Another instance (state dir B) takes over and counts more input, writing more changelog.
+    produce_lines(&app.input, 300, 100, &mut expected);
+    let other = app.run_until(dir_b.path(), &expected);
+    assert_eq!(other.total(), logged, "a new instance restores everything");
+    let tail = changelog_records(&app.id) - logged;
+    assert_eq!(tail, 300);
+
+    // 4. A's checkpoint says where it stopped: it restores only the 300 records B added.
+    let resumed = app.run_until(dir_a.path(), &expected);
+    assert_eq!(resumed.total(), tail, "only the changelog tail is restored: {:?}", resumed.finished());
+    let contents = store_contents(dir_a.path(), &app.id);
+    let counts: BTreeMap<String, i64> = contents
+        .iter()
+        .map(|((_, k), v)| (String::from_utf8(k.clone()).unwrap(), i64::from_be_bytes(v[..8].try_into().unwrap())))
+        .collect();
+    assert_eq!(counts, expected, "the resumed store holds the counts of all input");
+
+    let internal = [format!("{}-counts-repartition", app.id), format!("{}-counts-changelog", app.id)];
+    let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
+}
