@@ -376,3 +376,42 @@ fn a_task_takes_its_partitions_records_in_timestamp_order() {
     assert_eq!(joined, expected, "every order met its (older) price");
     let _ = support::delete_topics(&[format!("{app}-prices-changelog").as_str()]);
 }
+
+/// With a record cache (`with_caching_enabled`, `statestore.cache.max.bytes` > 0), updates of a key
+/// between commits reach the output and the changelog once, and the counts stay exact.
+#[test]
+fn a_record_cache_coalesces_updates_between_commits() {
+    support::require_broker();
+    let (input, output) = (support::unique_topic("cache-in"), support::unique_topic("cache-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2)]).unwrap();
+    let lines: Vec<String> = (0..300).map(|i| format!("a{} b{} c", i % 5, i % 3)).collect();
+    support::produce_keyed(&input, lines.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone()))).unwrap();
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for w in lines.iter().flat_map(|l| l.split_whitespace()) {
+        *expected.entry(w.to_string()).or_default() += 1;
+    }
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+        .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w: &String| w.clone(), Default::default())
+        .count(Materialized::as_("counts").with_caching_enabled())
+        .to_stream()
+        .to(&output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    let state_dir = tempfile::tempdir().unwrap();
+    let app = support::unique_name("cache");
+    let cfg = config(&app, "exactly_once_v2", state_dir.path()).set("commit.interval.ms", "1000");
+    let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+    streams.start().unwrap();
+    let done = eventually(Duration::from_secs(60), || latest_counts(&output) == expected);
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "counts never matched: {:?}", latest_counts(&output));
+    let occurrences: i64 = expected.values().sum();
+    let updates = support::read_to_end(&output, Isolation::ReadCommitted).unwrap().len() as i64;
+    let logged =
+        support::read_to_end(&format!("{app}-counts-changelog"), Isolation::ReadCommitted).unwrap().len() as i64;
+    assert!(updates * 4 < occurrences, "{updates} output records for {occurrences} updates: not coalesced");
+    assert!(logged * 4 < occurrences, "{logged} changelog records for {occurrences} updates: not coalesced");
+    let internal = [format!("{app}-counts-repartition"), format!("{app}-counts-changelog")];
+    let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
+}

@@ -255,7 +255,7 @@ impl TopologyTestDriver {
                     &app,
                     Box::new(collector),
                     record_timestamp,
-                    &mut |spec| Ok(kstreams_state::open_store(spec, &ctx)?.store),
+                    &mut |spec| Ok(kstreams_state::open_store(spec, &ctx)?),
                 )?;
                 task.init(config.start_wall_clock_ms)?;
                 tasks.insert(id, task);

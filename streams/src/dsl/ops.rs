@@ -84,9 +84,27 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggreg
         let base = old.clone().unwrap_or_else(|| (self.initializer)());
         let new = (self.aggregator)(&record.key, record.value, base);
         store.put(&record.key, &new)?;
+        if store.is_cached() {
+            return Ok(()); // forwarded when the cache flushes
+        }
         let (key, timestamp, headers) = (record.key, record.timestamp, record.headers);
         ctx.forward(Record { key, value: Change { new: Some(new), old }, timestamp, headers })
     }
+
+    fn flush_cache(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
+        forward_flushed::<K, VA>(ctx, &self.store)
+    }
+}
+
+/// Forwards the entries a cached aggregation store flushed, as changes (Kafka Streams'
+/// `TimestampedCacheFlushListener`).
+fn forward_flushed<K: Data, V: Data>(ctx: &mut ProcessorContext<'_, K, Change<V>>, store: &str) -> Result<()> {
+    let flushed = ctx.key_value_store::<K, V>(store)?.take_flushed()?;
+    for f in flushed {
+        let value = Change { new: f.new, old: f.old };
+        ctx.forward(Record { key: f.key, value, timestamp: f.timestamp, headers: Default::default() })?;
+    }
+    Ok(())
 }
 
 /// reduce: the first value starts the aggregate.
@@ -105,8 +123,15 @@ impl<K: Data, V: Data> Processor<K, V, K, Change<V>> for StreamReduce<K, V> {
             None => record.value,
         };
         store.put(&record.key, &new)?;
+        if store.is_cached() {
+            return Ok(()); // forwarded when the cache flushes
+        }
         let (key, timestamp, headers) = (record.key, record.timestamp, record.headers);
         ctx.forward(Record { key, value: Change { new: Some(new), old }, timestamp, headers })
+    }
+
+    fn flush_cache(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
+        forward_flushed::<K, V>(ctx, &self.store)
     }
 }
 

@@ -54,6 +54,15 @@ pub trait Processor<KIn, VIn, KOut = KIn, VOut = VIn>: Send + 'static {
         Ok(())
     }
 
+    /// Called when the record cache of a store this processor is connected to flushed (before each
+    /// commit) or evicted entries: a processor that writes a cached store forwards its results from
+    /// here, taking them with [`KeyValueStore::take_flushed`](crate::store::KeyValueStore::take_flushed),
+    /// so that updates of a key between commits reach downstream once, as in Kafka Streams.
+    fn flush_cache(&mut self, ctx: &mut ProcessorContext<'_, KOut, VOut>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// Releases resources when the task closes.
     fn close(&mut self) -> Result<()> {
         Ok(())

@@ -17,6 +17,11 @@ pub(crate) trait RawProcessor: Send {
     fn init(&mut self, core: &mut TaskCore, node: usize) -> Result<()>;
     fn process(&mut self, core: &mut TaskCore, node: usize, record: RawRecord) -> Result<()>;
     fn punctuate(&mut self, core: &mut TaskCore, node: usize, id: ScheduleId, timestamp: i64) -> Result<()>;
+    /// Forwards what the caches of the node's stores flushed; only processors do.
+    fn flush_cache(&mut self, core: &mut TaskCore, node: usize) -> Result<()> {
+        let _ = (core, node);
+        Ok(())
+    }
     fn close(&mut self) -> Result<()>;
 }
 
@@ -46,6 +51,10 @@ impl<KIn: Data, VIn: Data, KOut: Data, VOut: Data> RawProcessor for Typed<KIn, V
 
     fn punctuate(&mut self, core: &mut TaskCore, node: usize, id: ScheduleId, timestamp: i64) -> Result<()> {
         self.inner.punctuate(&mut ProcessorContext::new(core, node), id, timestamp)
+    }
+
+    fn flush_cache(&mut self, core: &mut TaskCore, node: usize) -> Result<()> {
+        self.inner.flush_cache(&mut ProcessorContext::new(core, node))
     }
 
     fn close(&mut self) -> Result<()> {

@@ -21,7 +21,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message};
 
 use kstreams_state::rocksdb::RocksDbResources;
-use kstreams_state::{RestoreListener, Restorer, StoreContext, StoreOptions, TaskStateManager};
+use kstreams_state::{RestoreListener, Restorer, StoreContext, StoreOptions, TaskStateManager, ThreadCache};
 
 use crate::error::{Result, StreamsError};
 use crate::header::{Header, Headers};
@@ -254,7 +254,8 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         rocksdb: Some(RocksDbResources::shared_default()),
         exactly_once: is_eos(&config),
         metrics: Some(metrics.stores.clone()),
-        cache: None,
+        // One record cache per thread, shared by its cached stores (`statestore.cache.max.bytes`).
+        cache: usize::try_from(config.cache_max_bytes).ok().filter(|&n| n > 0).map(ThreadCache::new),
     };
     let thread_name = format!("{}-StreamThread-{}", config.application_id, index + 1);
     let repartition_topics: HashSet<String> = topology
@@ -433,7 +434,7 @@ impl ThreadWork {
             &app,
             Box::new(collector),
             record_timestamp,
-            &mut |spec| Ok(state.open(spec, &ctx, options, Some(restorer))?.store),
+            &mut |spec| Ok(state.open(spec, &ctx, options, Some(restorer))?),
         )?;
         task.init(now_ms())?;
         Ok((task, state))
@@ -592,6 +593,10 @@ impl ThreadWork {
     }
 
     fn commit_inner(&mut self, consumer: &KConsumer) -> Result<()> {
+        // Record caches go first: what they held is forwarded, produced and logged in this commit.
+        for entry in self.tasks.values_mut() {
+            entry.task.flush_caches()?;
+        }
         let offsets = self.offsets()?;
         if is_eos(&self.config) {
             if self.uncommitted == 0 && offsets.count() == 0 {

@@ -22,16 +22,16 @@ mod typed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kstreams_state::{Backend, StoreHandle, StoreKind, StoreSpec};
+use kstreams_state::{Backend, OpenedStore, StoreHandle, StoreKind, StoreSpec};
 
-pub use typed::{KeyValueStore, SessionStore, WindowStore};
+pub use typed::{CacheFlush, KeyValueStore, SessionStore, WindowStore};
 
 use crate::error::{Result, StreamsError};
 use crate::record::Data;
 use crate::serde::SharedSerde;
 use crate::task::core::RegisteredStore;
 
-type TypedFactory = Arc<dyn Fn(StoreHandle, String) -> Result<Box<dyn RegisteredStore>> + Send + Sync>;
+type TypedFactory = Arc<dyn Fn(OpenedStore, String) -> Result<Box<dyn RegisteredStore>> + Send + Sync>;
 
 /// Describes a store: its name, shape, backend, logging, caching and serdes.
 #[derive(Clone)]
@@ -73,8 +73,8 @@ impl StoreBuilder {
     }
 
     /// The typed facade over an opened bytes store; `topic` is what serdes are told (the changelog).
-    pub(crate) fn typed(&self, handle: StoreHandle, topic: String) -> Result<Box<dyn RegisteredStore>> {
-        (self.typed)(handle, topic)
+    pub(crate) fn typed(&self, opened: OpenedStore, topic: String) -> Result<Box<dyn RegisteredStore>> {
+        (self.typed)(opened, topic)
     }
 }
 
@@ -96,11 +96,11 @@ impl Stores {
         let store = name.to_string();
         StoreBuilder {
             spec: spec(name, StoreKind::KeyValue),
-            typed: Arc::new(move |handle, topic| match handle {
-                StoreHandle::KeyValue(inner) => {
-                    Ok(Box::new(KeyValueStore::new(inner, topic, key_serde.clone(), value_serde.clone()))
-                        as Box<dyn RegisteredStore>)
-                }
+            typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
+                StoreHandle::KeyValue(inner) => Ok(Box::new(
+                    KeyValueStore::new(inner, topic, key_serde.clone(), value_serde.clone())
+                        .with_dirty_queue(opened.dirty),
+                ) as Box<dyn RegisteredStore>),
                 _ => Err(mismatch(&store, "a key-value store")),
             }),
         }
@@ -123,7 +123,7 @@ impl Stores {
                 name,
                 StoreKind::Window { retention_ms: millis(retention), window_size_ms: size, retain_duplicates },
             ),
-            typed: Arc::new(move |handle, topic| match handle {
+            typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
                 StoreHandle::Window(inner) => {
                     Ok(Box::new(WindowStore::new(inner, topic, size, key_serde.clone(), value_serde.clone()))
                         as Box<dyn RegisteredStore>)
@@ -143,7 +143,7 @@ impl Stores {
         let store = name.to_string();
         StoreBuilder {
             spec: spec(name, StoreKind::Session { retention_ms: millis(retention) }),
-            typed: Arc::new(move |handle, topic| match handle {
+            typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
                 StoreHandle::Session(inner) => {
                     Ok(Box::new(SessionStore::new(inner, topic, key_serde.clone(), value_serde.clone()))
                         as Box<dyn RegisteredStore>)

@@ -2,7 +2,7 @@
 
 use std::any::Any;
 
-use kstreams_state::{KeyValueBytesStore, SessionBytesStore, SessionWindow, StateStore, WindowBytesStore};
+use kstreams_state::{DirtyQueue, KeyValueBytesStore, SessionBytesStore, SessionWindow, StateStore, WindowBytesStore};
 
 use crate::error::{Result, StreamsError};
 use crate::header::Headers;
@@ -68,6 +68,22 @@ impl<K: Data, V: Data> Codec<K, V> {
 pub struct KeyValueStore<K, V> {
     inner: Box<dyn KeyValueBytesStore>,
     codec: Codec<K, V>,
+    /// Where the record cache puts the entries it flushes or evicts, when the store is cached.
+    dirty: Option<DirtyQueue>,
+}
+
+/// An entry the record cache of a store flushed (on commit) or evicted: the latest value of a key
+/// since the previous flush, and the value the store held before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheFlush<K, V> {
+    /// The key.
+    pub key: K,
+    /// The value now in the store; `None` if the key was deleted.
+    pub new: Option<V>,
+    /// The value the store held before, as of the previous flush.
+    pub old: Option<V>,
+    /// The timestamp of the last record that changed the entry.
+    pub timestamp: i64,
 }
 
 impl<K: Data, V: Data> KeyValueStore<K, V> {
@@ -77,7 +93,7 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> Self {
-        KeyValueStore { inner, codec: Codec { topic, key_serde, value_serde } }
+        KeyValueStore { inner, codec: Codec { topic, key_serde, value_serde }, dirty: None }
     }
 
     /// The store's name.
@@ -150,6 +166,38 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
     /// An estimate of the number of entries.
     pub fn approximate_num_entries(&self) -> Result<u64> {
         Ok(self.inner.approximate_num_entries()?)
+    }
+
+    /// Whether a record cache sits in front of the store (`Materialized::with_caching_enabled` and
+    /// `statestore.cache.max.bytes` > 0). Processors writing a cached store forward their results
+    /// from [`take_flushed`](Self::take_flushed) instead of on every update, as Kafka Streams does.
+    pub fn is_cached(&self) -> bool {
+        self.dirty.is_some()
+    }
+
+    /// The entries the cache flushed or evicted since the last call, oldest first.
+    pub fn take_flushed(&mut self) -> Result<Vec<CacheFlush<K, V>>> {
+        let Some(queue) = &self.dirty else { return Ok(Vec::new()) };
+        let entries = match queue.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        entries
+            .into_iter()
+            .map(|e| {
+                Ok(CacheFlush {
+                    key: self.codec.read_key(&e.key)?,
+                    new: e.new_value.as_deref().map(|v| self.codec.read_value(v)).transpose()?,
+                    old: e.old_value.as_deref().map(|v| self.codec.read_value(v)).transpose()?,
+                    timestamp: e.timestamp,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn with_dirty_queue(mut self, dirty: Option<DirtyQueue>) -> Self {
+        self.dirty = dirty;
+        self
     }
 
     fn decode(&self, iter: kstreams_state::store::KeyValueIter<'_>) -> Result<Vec<(K, V)>> {

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use kstreams_state::StateStore;
+use kstreams_state::{DirtyQueue, StateStore};
 
 use crate::error::{Result, StreamsError};
 use crate::header::Headers;
@@ -59,6 +59,8 @@ pub(crate) struct TaskCore {
     pub application_id: String,
     pub nodes: Vec<NodeSlot>,
     pub stores: HashMap<String, Box<dyn RegisteredStore>>,
+    /// The dirty-entry queues of the cached stores.
+    pub caches: Vec<(String, DirtyQueue)>,
     pub collector: Box<dyn RecordCollector>,
     pub internal_topics: Arc<HashSet<String>>,
     pub record_metadata: Option<RecordMetadata>,
@@ -112,6 +114,45 @@ impl TaskCore {
         }
         self.process_node(last, record)?;
         self.record_timestamp.store(timestamp, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Lets the processors of cached stores forward what their caches flushed or evicted
+    /// ([`Processor::flush_cache`](crate::processor::Processor::flush_cache)); with `flush_all`, the
+    /// caches are flushed first (on commit). Entries no processor took are dropped: their changes
+    /// are in the store and its changelog already.
+    pub fn forward_cache_flushes(&mut self, flush_all: bool) -> Result<()> {
+        if self.caches.is_empty() {
+            return Ok(());
+        }
+        if flush_all {
+            let names: Vec<String> = self.caches.iter().map(|(n, _)| n.clone()).collect();
+            for name in names {
+                if let Some(store) = self.stores.get_mut(&name) {
+                    store.state().flush()?;
+                }
+            }
+        }
+        let pending: Vec<String> = self
+            .caches
+            .iter()
+            .filter(|(_, q)| q.lock().map(|q| !q.is_empty()).unwrap_or(true))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in pending {
+            let owners: Vec<usize> = (0..self.nodes.len()).filter(|&n| self.nodes[n].stores.contains(&name)).collect();
+            for node in owners {
+                let mut processor = self.take_processor(node)?;
+                let result = processor.flush_cache(self, node);
+                self.nodes[node].processor = Some(processor);
+                result.map_err(|e| self.attribute(node, e))?;
+            }
+            if let Some((_, queue)) = self.caches.iter().find(|(n, _)| *n == name) {
+                if let Ok(mut q) = queue.lock() {
+                    q.clear();
+                }
+            }
+        }
         Ok(())
     }
 

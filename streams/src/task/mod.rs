@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
-use kstreams_state::{StateStore, StoreHandle, StoreSpec};
+use kstreams_state::{OpenedStore, StateStore, StoreSpec};
 
 use self::core::{NodeSlot, RecordCollector, TaskCore};
 use crate::error::{Result, StreamsError};
@@ -66,7 +66,7 @@ impl StreamTask {
         application_id: &str,
         collector: Box<dyn RecordCollector>,
         record_timestamp: Arc<AtomicI64>,
-        open_store: &mut dyn FnMut(&StoreSpec) -> Result<StoreHandle>,
+        open_store: &mut dyn FnMut(&StoreSpec) -> Result<OpenedStore>,
     ) -> Result<Self> {
         let id = TaskId { subtopology: sub.id, partition };
         let local: HashMap<usize, usize> = sub.nodes.iter().enumerate().map(|(l, &g)| (g, l)).collect();
@@ -96,17 +96,22 @@ impl StreamTask {
             });
         }
         let mut stores = HashMap::new();
+        let mut caches = Vec::new();
         for (builder, _) in topology.stores.iter().filter(|(b, _)| sub.stores.contains(&b.spec().name)) {
             let spec = builder.spec();
-            let handle = open_store(spec)?;
+            let opened = open_store(spec)?;
+            if let Some(queue) = &opened.dirty {
+                caches.push((spec.name.clone(), queue.clone()));
+            }
             let topic = resolve(&format!("{}-changelog", spec.name));
-            stores.insert(spec.name.clone(), builder.typed(handle, topic)?);
+            stores.insert(spec.name.clone(), builder.typed(opened, topic)?);
         }
         let core = TaskCore {
             task_id: id,
             application_id: application_id.to_string(),
             nodes,
             stores,
+            caches,
             collector,
             internal_topics: internal.clone(),
             record_metadata: None,
@@ -163,6 +168,8 @@ impl StreamTask {
         self.core.stream_time = self.core.stream_time.max(record.timestamp);
         self.core.record_metadata = Some(metadata);
         self.core.process_node(node, record)?;
+        // Entries the record caches evicted go downstream now.
+        self.core.forward_cache_flushes(false)?;
         self.core.metrics.processed_records.inc();
         Ok(Processed::Done)
     }
@@ -180,6 +187,12 @@ impl StreamTask {
     pub(crate) fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<usize> {
         self.core.wall_clock_ms = now_ms;
         self.core.punctuate(PunctuationType::WallClockTime, now_ms)
+    }
+
+    /// Flushes the record caches and forwards what they held downstream: the first step of a commit,
+    /// before the output is flushed or the transaction committed.
+    pub(crate) fn flush_caches(&mut self) -> Result<()> {
+        self.core.forward_cache_flushes(true)
     }
 
     /// The task's stores, as byte stores (for commits and checkpoints).
