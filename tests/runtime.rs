@@ -415,3 +415,67 @@ fn a_record_cache_coalesces_updates_between_commits() {
     let internal = [format!("{app}-counts-repartition"), format!("{app}-counts-changelog")];
     let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+/// Fails on values starting with "bad", forwards the others upper-cased.
+struct Picky;
+
+impl kstreams::processor::Processor<String, String, String, String> for Picky {
+    fn process(
+        &mut self,
+        ctx: &mut kstreams::processor::ProcessorContext<'_, String, String>,
+        record: kstreams::record::Record<String, String>,
+    ) -> kstreams::Result<()> {
+        if record.value.starts_with("bad") {
+            return Err(kstreams::StreamsError::processing(format!("cannot handle `{}`", record.value)));
+        }
+        let upper = record.value.to_uppercase();
+        ctx.forward(record.with_value(upper))
+    }
+}
+
+/// `processing.exception.handler=log_and_continue` skips records whose processor failed, and
+/// `default.production.exception.handler=log_and_continue` skips records the producer refuses (larger
+/// than its `message.max.bytes`); both are counted in `kstreams_dropped_records_total`.
+#[test]
+fn processing_and_production_failures_are_skipped_when_configured() {
+    support::require_broker();
+    let (input, output) = (support::unique_topic("h-in"), support::unique_topic("h-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
+    let records: Vec<(String, String)> = (0..30)
+        .map(|i| match i % 10 {
+            3 => (format!("k{i}"), format!("bad{i}")),
+            7 => (format!("k{i}"), "x".repeat(5000)),
+            _ => (format!("k{i}"), format!("good{i}")),
+        })
+        .collect();
+    support::produce_keyed(&input, records.clone()).unwrap();
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+        .process(|| Picky, &[])
+        .to(&output, Produced::with(Serdes::string(), Serdes::string()));
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = config(&support::unique_name("h"), "at_least_once", state_dir.path())
+        .set("processing.exception.handler", "log_and_continue")
+        .set("default.production.exception.handler", "log_and_continue")
+        .set("producer.message.max.bytes", "4000")
+        .set("metrics.http.address", "127.0.0.1:0");
+    let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+    streams.start().unwrap();
+    let read = || support::read_to_end(&output, Isolation::ReadCommitted).unwrap_or_default();
+    let done = eventually(Duration::from_secs(60), || read().len() >= 24);
+    std::thread::sleep(Duration::from_secs(1));
+    let page = http_get(streams.metrics_address().unwrap(), "/metrics");
+    assert_eq!(streams.state(), State::Running, "{:?}", streams.error());
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "good records missing: {}", read().len());
+    let out: Vec<String> = read().iter().map(|r| r.value_str()).collect();
+    assert_eq!(out.len(), 24, "3 failed processing, 3 were too large: {out:?}");
+    assert!(out.iter().all(|v| v.starts_with("GOOD")));
+    let dropped: f64 = page
+        .lines()
+        .filter(|l| l.starts_with("kstreams_dropped_records_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(dropped, 6.0, "{page}");
+}

@@ -29,6 +29,9 @@ pub(crate) struct Deliveries {
 #[derive(Default, Clone)]
 pub(crate) struct ProducerCtx {
     pub deliveries: Arc<Mutex<Deliveries>>,
+    /// With `default.production.exception.handler=log_and_continue` (at least once): failed
+    /// deliveries are logged and counted here instead of failing the thread.
+    pub skip_failed: Option<prometheus::IntCounter>,
 }
 
 impl ClientContext for ProducerCtx {}
@@ -45,7 +48,11 @@ impl ProducerContext for ProducerCtx {
                 *entry = (*entry).max(m.offset());
             }
             Err((e, m)) => {
-                if d.first_error.is_none() {
+                if let Some(dropped) = &self.skip_failed {
+                    tracing::warn!(topic = m.topic(), partition = m.partition(), error = %e,
+                        "record not delivered; skipping it (default.production.exception.handler=log_and_continue)");
+                    dropped.inc();
+                } else if d.first_error.is_none() {
                     d.first_error = Some((m.topic().to_string(), e.clone()));
                 }
             }
@@ -61,6 +68,9 @@ pub(crate) struct KafkaCollector {
     pub producer: Arc<KProducer>,
     /// Partition counts of the topics the topology writes (full names).
     pub partitions: Arc<Mutex<HashMap<String, i32>>>,
+    /// With `default.production.exception.handler=log_and_continue`: where records the client
+    /// refuses to send (e.g. too large) are counted before they are skipped.
+    pub skip_failed: Option<prometheus::IntCounter>,
 }
 
 impl KafkaCollector {
@@ -97,7 +107,15 @@ impl KafkaCollector {
                     self.producer.poll(Duration::from_millis(10));
                     record = r;
                 }
-                Err((e, _)) => return Err(StreamsError::Kafka(e)),
+                Err((e, _)) => {
+                    if let Some(dropped) = &self.skip_failed {
+                        tracing::warn!(topic, error = %e,
+                            "skipping a record that cannot be produced (default.production.exception.handler=log_and_continue)");
+                        dropped.inc();
+                        return Ok(());
+                    }
+                    return Err(StreamsError::Kafka(e));
+                }
             }
         }
     }

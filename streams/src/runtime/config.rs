@@ -15,7 +15,18 @@ pub enum ProcessingGuarantee {
     ExactlyOnceV2,
 }
 
-/// What to do with a record that cannot be deserialized.
+/// What to do when a processor fails (`processing.exception.handler`) or a record cannot be
+/// produced (`default.production.exception.handler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExceptionHandler {
+    /// Log it and stop the stream thread: the default.
+    #[default]
+    LogAndFail,
+    /// Log it, count the record in `dropped-records`, and go on with the next one.
+    LogAndContinue,
+}
+
+/// What to do with a record that cannot be deserialized (`default.deserialization.exception.handler`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeserializationHandler {
     /// Log it and stop the stream thread (the application goes to ERROR): the default.
@@ -78,6 +89,12 @@ pub struct ValidConfig {
     pub repartition_purge_interval: Duration,
     /// `default.deserialization.exception.handler` (+ `errors.dead.letter.queue.topic.name`).
     pub deserialization_handler: DeserializationHandler,
+    /// `processing.exception.handler`: `log_and_fail` (default) or `log_and_continue`.
+    pub processing_handler: ExceptionHandler,
+    /// `default.production.exception.handler`: `log_and_fail` (default) or `log_and_continue`.
+    /// Under exactly-once a failed delivery aborts the transaction whatever this says; records
+    /// refused before they are sent (too large for the client) are skipped.
+    pub production_handler: ExceptionHandler,
     /// `group.instance.id` for static membership (suffixed with the thread index).
     pub group_instance_id: Option<String>,
     /// `metrics.http.address` (kstreams' own setting): where to serve Prometheus metrics at
@@ -103,6 +120,8 @@ const KNOWN: &[&str] = &[
     "group.instance.id",
     "metrics.http.address",
     "repartition.purge.interval.ms",
+    "processing.exception.handler",
+    "default.production.exception.handler",
 ];
 
 const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer."];
@@ -199,6 +218,29 @@ impl StreamsConfig {
                     ))
                 }
             };
+        let handler = |key: &str| -> Result<ExceptionHandler> {
+            match self.get(key).map(str::trim) {
+                None | Some("log_and_fail") => Ok(ExceptionHandler::LogAndFail),
+                Some(v)
+                    if v.ends_with("LogAndFailProcessingExceptionHandler")
+                        || v.ends_with("DefaultProductionExceptionHandler") =>
+                {
+                    Ok(ExceptionHandler::LogAndFail)
+                }
+                Some("log_and_continue") => Ok(ExceptionHandler::LogAndContinue),
+                Some(v)
+                    if v.ends_with("LogAndContinueProcessingExceptionHandler")
+                        || v.ends_with("LogAndContinueProductionExceptionHandler") =>
+                {
+                    Ok(ExceptionHandler::LogAndContinue)
+                }
+                Some(other) => {
+                    Err(StreamsError::config(key, format!("`{other}` is not one of log_and_fail, log_and_continue")))
+                }
+            }
+        };
+        let processing_handler = handler("processing.exception.handler")?;
+        let production_handler = handler("default.production.exception.handler")?;
         let passthrough = self
             .props
             .iter()
@@ -221,6 +263,8 @@ impl StreamsConfig {
             poll: Duration::from_millis(poll_ms.max(1)),
             repartition_purge_interval: Duration::from_millis(purge_ms),
             deserialization_handler,
+            processing_handler,
+            production_handler,
             group_instance_id: self.get("group.instance.id").map(str::to_string),
             metrics_http_address: self.get("metrics.http.address").map(str::to_string),
             passthrough,

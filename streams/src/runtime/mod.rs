@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig, ValidConfig};
+pub use config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, StreamsConfig, ValidConfig};
 
 use kstreams_state::{RestoreListener, StateDirectory};
 
@@ -64,7 +64,7 @@ pub enum State {
 }
 
 type Listener = Box<dyn Fn(State, State) + Send + Sync>;
-type ExceptionHandler = Arc<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
+type UncaughtHandler = Arc<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
 
 /// What to do when a stream thread fails, as Kafka Streams' `StreamThreadExceptionResponse`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn run_thread(
     first: (KConsumer, Arc<Mutex<ThreadWork>>),
     shared: Arc<Shared>,
     thread_shared: Arc<ThreadShared>,
-    handler: Option<ExceptionHandler>,
+    handler: Option<UncaughtHandler>,
 ) {
     let mut current = Some(first);
     while let Some((consumer, work)) = current.take() {
@@ -140,7 +140,7 @@ pub struct KafkaStreams {
     threads: Vec<JoinHandle<()>>,
     thread_shared: Arc<ThreadShared>,
     restore_listener: Option<Arc<dyn RestoreListener>>,
-    exception_handler: Option<ExceptionHandler>,
+    exception_handler: Option<UncaughtHandler>,
     watcher: Option<JoinHandle<()>>,
     metrics: StreamsMetrics,
     metrics_server: Option<MetricsServer>,

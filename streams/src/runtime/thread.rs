@@ -27,7 +27,7 @@ use crate::error::{Result, StreamsError};
 use crate::header::{Header, Headers};
 use crate::processor::node::ConsumedBytes;
 use crate::runtime::collector::{KProducer, KafkaCollector, ProducerCtx};
-use crate::runtime::config::{DeserializationHandler, ProcessingGuarantee, ValidConfig};
+use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
 use crate::runtime::partition_group::{PartitionGroup, Pending};
 use crate::task::{StreamTask, TaskId};
@@ -247,7 +247,12 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         .map(|(t, s)| (full(&t), s))
         .collect();
     let transactional_id = format!("{}-{process_id}-{index}", config.application_id);
-    let producer_ctx = ProducerCtx::default();
+    let skip = config.production_handler == ExceptionHandler::LogAndContinue && !is_eos(&config);
+    let thread_label = format!("{}-StreamThread-{}", config.application_id, index + 1);
+    let producer_ctx = ProducerCtx {
+        deliveries: Default::default(),
+        skip_failed: skip.then(|| metrics.task(&thread_label, "delivery").dropped_records),
+    };
     let producer = create_producer(&config, &transactional_id, producer_ctx.clone())?;
     let restorer = Restorer::from_config(config.client_config("restore.consumer."))?.with_listener(restore_listener);
     let store_options = StoreOptions {
@@ -414,7 +419,13 @@ impl ThreadWork {
 
     /// Builds a task and opens its stores, each restored from its changelog.
     fn create_task(&mut self, sub: &SubTopology, partition: i32) -> Result<(StreamTask, TaskStateManager)> {
-        let collector = KafkaCollector { producer: self.producer.clone(), partitions: self.partitions.clone() };
+        let task_metrics = self.metrics.task(&self.thread_name, &TaskId { subtopology: sub.id, partition }.to_string());
+        let collector = KafkaCollector {
+            producer: self.producer.clone(),
+            partitions: self.partitions.clone(),
+            skip_failed: (self.config.production_handler == ExceptionHandler::LogAndContinue)
+                .then(|| task_metrics.dropped_records.clone()),
+        };
         let record_timestamp = Arc::new(AtomicI64::new(0));
         let id = TaskId { subtopology: sub.id, partition };
         let ctx = StoreContext {
@@ -536,6 +547,13 @@ impl ThreadWork {
                     send_to_dlq(&self.producer, dlq, &record, &e)?;
                 }
             },
+            Err(e @ StreamsError::Processing { .. })
+                if self.config.processing_handler == ExceptionHandler::LogAndContinue =>
+            {
+                tracing::warn!(error = %e, topic = %record.topic, partition = record.partition, offset = record.offset,
+                    "skipping a record whose processing failed (processing.exception.handler=log_and_continue)");
+                entry.task.count_dropped();
+            }
             Err(e) => return Err(e),
         }
         entry.task.punctuate_stream_time()?;
