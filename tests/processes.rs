@@ -304,12 +304,23 @@ fn expected_sequences(counts: &[i32]) -> [BTreeMap<String, Vec<i32>>; 3] {
     [echo.clone(), sum, echo]
 }
 
-/// Waits until `echo` holds every input value, then checks all three outputs.
+/// 2 to 6 seconds, so kills land at different points of the commit cycle from run to run.
+fn random_pause() -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    Duration::from_millis(2_000 + u64::from(nanos) % 4_000)
+}
+
+/// Waits until `echo` holds every input value, then checks all three outputs, and that no
+/// transaction is left open on them (last stable offset = high watermark).
 fn verify_exactly_once(setup: &Setup, counts: &[i32]) {
     let total: usize = counts.iter().map(|&n| n as usize).sum();
     let deadline = Instant::now() + Duration::from_secs(120);
     while setup.read("echo").len() < total && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
+    }
+    for output in ["echo", "sum", "max"] {
+        let topic = format!("{}-{output}", setup.prefix);
+        support::await_stable(&topic, Duration::from_secs(30)).expect("no open transaction on the outputs");
     }
     let [echo, sum, max] = expected_sequences(counts);
     for (output, expected) in [("echo", echo), ("sum", sum), ("max", max)] {
@@ -363,7 +374,7 @@ fn exactly_once_survives_sigkill() {
     let mut restarts = Vec::new();
     for round in 2..=4 {
         assert!(app.wait_for_line("STATE Running", Duration::from_secs(60)), "app never ran");
-        std::thread::sleep(Duration::from_secs(4));
+        std::thread::sleep(random_pause());
         app.kill();
         let changelog: u64 = ["sum", "max"]
             .iter()
@@ -403,7 +414,7 @@ fn at_least_once_survives_sigkill() {
     let mut app = setup.spawn("a1", state.path(), None);
     for round in 2..=3 {
         assert!(app.wait_for_line("STATE Running", Duration::from_secs(60)), "app never ran");
-        std::thread::sleep(Duration::from_secs(4));
+        std::thread::sleep(random_pause());
         app.kill();
         app = setup.spawn(&format!("a{round}"), state.path(), None);
     }
