@@ -37,6 +37,9 @@ pub enum StateError {
     /// The store was used after `close`.
     #[error("store `{0}` is closed")]
     Closed(String),
+    /// A write to a read-only store: a global store, which only its source topic updates.
+    #[error("store `{0}` is read-only: a global store is updated from its source topic only")]
+    ReadOnly(String),
     /// Stored bytes do not have the layout this store writes (damaged or foreign data).
     #[error("store `{store}` holds malformed data: {detail}")]
     Corrupt {

@@ -204,10 +204,14 @@ impl Restorer {
         let mut last_progress = Instant::now();
         let total = (end - *position).max(0);
         loop {
+            // The consumer's position is only asked for when the fetched data ran out (it may stop
+            // short of a transaction marker): asking after every record cost more than the restore.
+            let mut idle = false;
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(msg)) => {
                     last_progress = Instant::now();
                     last_offset = msg.offset();
+                    *position = (*position).max(msg.offset() + 1);
                     match msg.key() {
                         Some(k) => batch.push((k.to_vec(), msg.payload().map(<[u8]>::to_vec))),
                         None => tracing::warn!(
@@ -220,12 +224,14 @@ impl Restorer {
                     }
                 }
                 Some(Err(e)) => return Err(kafka_err(topic, partition, "reading the changelog")(e)),
-                None => {}
+                None => idle = true,
             }
-            let pos = self.current_position(topic, partition)?;
-            if pos > *position {
-                *position = pos;
-                last_progress = Instant::now();
+            if idle {
+                let pos = self.current_position(topic, partition)?;
+                if pos > *position {
+                    *position = pos;
+                    last_progress = Instant::now();
+                }
             }
             let done = *position >= end;
             if batch.len() >= self.batch_size || (done && !batch.is_empty()) {

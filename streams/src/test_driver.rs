@@ -5,6 +5,10 @@
 //! written to repartition topics flow to the tasks that read them, so repartitioning bugs show up in
 //! unit tests.
 //!
+//! Records piped into the topic of a global store (a
+//! [`GlobalKTable`](crate::dsl::GlobalKTable)), whatever their partition, update the one global
+//! store every task reads, before the call returns; they produce no output themselves.
+//!
 //! ```
 //! use kstreams_streams::serde::Serdes;
 //! use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
@@ -38,6 +42,7 @@ use crate::record::{Data, Record};
 use crate::serde::SharedSerde;
 use crate::store::{KeyValueStore, SessionStore, WindowStore};
 use crate::task::core::RecordCollector;
+use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::Topology;
 use crate::windowed::Windowed;
@@ -176,6 +181,8 @@ struct Inner {
     tasks: BTreeMap<TaskId, StreamTask>,
     /// Which sub-topology reads each (resolved) topic.
     readers: HashMap<String, u32>,
+    /// The global stores, updated from their topics; every task reads them.
+    global: GlobalStores,
     partitions: Partitions,
     produced: Arc<Mutex<Produced>>,
     outputs: HashMap<String, VecDeque<ProducedRecord>>,
@@ -209,6 +216,9 @@ impl TopologyTestDriver {
                 }
             }
         }
+        for g in &topology.global {
+            known.insert(g.topic.clone(), config.partitions.get(&g.topic).copied().unwrap_or(1));
+        }
         for (t, n) in &config.partitions {
             known.insert(t.clone(), *n);
         }
@@ -228,6 +238,8 @@ impl TopologyTestDriver {
             (None, None) => unreachable!("a temporary dir exists when none was configured"),
         };
 
+        let global_dir = state_root.join(&app).join("global");
+        let global = GlobalStores::open(&topology, &global_dir, &kstreams_state::RocksDbResources::shared_default())?;
         let mut tasks = BTreeMap::new();
         let mut readers = HashMap::new();
         for sub in &subs {
@@ -256,6 +268,7 @@ impl TopologyTestDriver {
                     Box::new(collector),
                     record_timestamp,
                     &mut |spec| Ok(kstreams_state::open_store(spec, &ctx)?),
+                    &global,
                 )?;
                 task.init(config.start_wall_clock_ms)?;
                 tasks.insert(id, task);
@@ -265,6 +278,7 @@ impl TopologyTestDriver {
             application_id: app,
             tasks,
             readers,
+            global,
             partitions,
             produced,
             outputs: HashMap::new(),
@@ -310,7 +324,8 @@ impl TopologyTestDriver {
         inner.drain()
     }
 
-    /// Every entry of the key-value store `name`, over all tasks, in task then key order.
+    /// Every entry of the key-value store `name`, over all tasks, in task then key order; for a
+    /// global store, its entries in key order.
     pub fn key_value_store_entries<K: Data, V: Data>(&self, name: &str) -> Result<Vec<(K, V)>> {
         self.collect_store::<KeyValueStore<K, V>, _>(name, |s| s.all())
     }
@@ -320,7 +335,8 @@ impl TopologyTestDriver {
         self.collect_store::<WindowStore<K, V>, _>(name, |s| s.all())
     }
 
-    /// Runs `f` on the store `name` of the task for `partition` of the sub-topology that owns it.
+    /// Runs `f` on the store `name` of the task for `partition` of the sub-topology that owns it
+    /// (on a read-only view of a global store, whatever the partition).
     pub fn with_store<S: 'static, R>(&self, name: &str, partition: i32, f: impl FnOnce(&mut S) -> R) -> Result<R> {
         let mut inner = self.inner.borrow_mut();
         for (id, task) in inner.tasks.iter_mut() {
@@ -328,6 +344,11 @@ impl TopologyTestDriver {
                 if let Some(store) = task.store_mut::<S>(name) {
                     return Ok(f(store));
                 }
+            }
+        }
+        if let Some(mut view) = inner.global.views()?.remove(name) {
+            if let Some(store) = view.as_any_mut().downcast_mut::<S>() {
+                return Ok(f(store));
             }
         }
         Err(StreamsError::IllegalState(format!("no store `{name}` of that type for partition {partition}")))
@@ -349,6 +370,12 @@ impl TopologyTestDriver {
         let mut all = Vec::new();
         for task in inner.tasks.values_mut() {
             if let Some(store) = task.store_mut::<S>(name) {
+                found = true;
+                all.extend(f(store)?);
+            }
+        }
+        if let Some(mut view) = inner.global.views()?.remove(name) {
+            if let Some(store) = view.as_any_mut().downcast_mut::<S>() {
                 found = true;
                 all.extend(f(store)?);
             }
@@ -390,6 +417,9 @@ impl Drop for TopologyTestDriver {
                     tracing::warn!(task = %task.id(), error = %e, "closing a task of the test driver failed");
                 }
             }
+            if let Err(e) = inner.global.close() {
+                tracing::warn!(error = %e, "closing the global stores of the test driver failed");
+            }
         }
     }
 }
@@ -399,17 +429,30 @@ impl Inner {
         self.partitions.lock().map(|p| p.get(topic).copied().unwrap_or(1)).unwrap_or(1)
     }
 
-    /// Feeds one record to the task that reads `topic`'s `partition`.
+    /// Feeds one record to the task that reads `topic`'s `partition`, or to the global store that
+    /// reads `topic`.
     fn deliver(&mut self, record: ProducedRecord) -> Result<()> {
-        let Some(&sub) = self.readers.get(&record.topic) else {
-            return Err(StreamsError::IllegalState(format!("no source reads topic `{}`", record.topic)));
-        };
-        let id = TaskId { subtopology: sub, partition: record.partition };
         let offset = {
             let o = self.offsets.entry((record.topic.clone(), record.partition)).or_insert(0);
             *o += 1;
             *o - 1
         };
+        if self.global.reads(&record.topic) {
+            self.global.update(ConsumedBytes {
+                topic: &record.topic,
+                partition: record.partition,
+                offset,
+                key: record.key.as_deref(),
+                value: record.value.as_deref(),
+                timestamp: record.timestamp,
+                headers: record.headers,
+            })?;
+            return Ok(());
+        }
+        let Some(&sub) = self.readers.get(&record.topic) else {
+            return Err(StreamsError::IllegalState(format!("no source reads topic `{}`", record.topic)));
+        };
+        let id = TaskId { subtopology: sub, partition: record.partition };
         let task = self.tasks.get_mut(&id).ok_or_else(|| {
             StreamsError::IllegalState(format!("no task {id} for partition {} of `{}`", record.partition, record.topic))
         })?;
@@ -438,7 +481,7 @@ impl Inner {
             }
             for record in batch {
                 self.outputs.entry(record.topic.clone()).or_default().push_back(record.clone());
-                if self.readers.contains_key(&record.topic) {
+                if self.readers.contains_key(&record.topic) || self.global.reads(&record.topic) {
                     self.deliver(record)?;
                 }
             }

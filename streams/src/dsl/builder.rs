@@ -133,7 +133,7 @@ impl StreamsBuilder {
     pub fn add_state_store(&self, builder: StoreBuilder) -> &Self {
         let mut inner = self.inner.borrow_mut();
         let name = builder.spec().name.clone();
-        if inner.topology.stores.iter().any(|(b, _)| b.spec().name == name) {
+        if inner.topology.has_store(&name) {
             inner.errors.push(format!("a store named `{name}` exists already"));
         } else {
             inner.topology.stores.push((builder, Vec::new()));

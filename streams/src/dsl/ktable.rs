@@ -17,7 +17,7 @@ use crate::serde::SharedSerde;
 use crate::store::Stores;
 
 /// A table: the latest value per key, updated by a changelog stream. Each update flows downstream as
-/// a [`Change`] (new and old value).
+/// a [`Change`](crate::dsl::Change) (new and old value).
 ///
 /// ```
 /// use kstreams_streams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};

@@ -1,6 +1,6 @@
-//! The DSL: [`StreamsBuilder`], [`KStream`], [`KTable`] and grouped and windowed streams, as in Kafka
-//! Streams. Every operator adds processors to a [`Topology`]; [`StreamsBuilder::build`] checks it and
-//! hands it over.
+//! The DSL: [`StreamsBuilder`], [`KStream`], [`KTable`], [`GlobalKTable`] and grouped and windowed
+//! streams, as in Kafka Streams. Every operator adds processors to a [`Topology`](crate::topology::Topology);
+//! [`StreamsBuilder::build`] checks it and hands it over.
 //!
 //! ```
 //! use kstreams_streams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
@@ -23,6 +23,8 @@ mod change;
 mod config;
 mod fk_join;
 mod functions;
+mod global_join;
+mod global_table;
 mod grouped;
 mod grouped_table;
 mod kstream;
@@ -38,6 +40,7 @@ mod windows;
 pub use builder::StreamsBuilder;
 pub use change::Change;
 pub use config::{Branched, Consumed, Grouped, Joined, Materialized, Named, Produced, Repartitioned};
+pub use global_table::GlobalKTable;
 pub use grouped::{KGroupedStream, TimeWindowedKStream};
 pub use grouped_table::KGroupedTable;
 pub use kstream::{BranchedKStream, KStream};

@@ -48,7 +48,26 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
 }
 
 impl<KOut, VOut> ProcessorContext<'_, KOut, VOut> {
-    /// The key-value store `name`, which must be connected to this processor.
+    /// The key-value store `name`: one connected to this processor, or a **global store**
+    /// ([`StreamsBuilder::global_table`](crate::dsl::StreamsBuilder::global_table),
+    /// [`Topology::add_global_store`](crate::topology::Topology::add_global_store)), which every
+    /// processor may read without being connected to it. A global store is read-only here: it holds
+    /// every partition of its topic and changes only as its topic does; writes fail with
+    /// [`StateError::ReadOnly`](kstreams_state::error::StateError::ReadOnly).
+    ///
+    /// ```
+    /// use kstreams_streams::processor::{Processor, ProcessorContext};
+    /// use kstreams_streams::record::Record;
+    ///
+    /// /// Replaces a country code by the country's name, from the global store `countries`.
+    /// struct CountryName;
+    /// impl Processor<String, String> for CountryName {
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> kstreams_streams::Result<()> {
+    ///         let name = ctx.key_value_store::<String, String>("countries")?.get(&r.value)?;
+    ///         ctx.forward(r.with_value(name.unwrap_or_else(|| "unknown".into())))
+    ///     }
+    /// }
+    /// ```
     pub fn key_value_store<K: Data, V: Data>(&mut self, name: &str) -> Result<&mut KeyValueStore<K, V>> {
         self.core.store::<KeyValueStore<K, V>>(self.node, name, "a key-value store")
     }

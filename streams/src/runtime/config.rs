@@ -43,7 +43,8 @@ pub enum DeserializationHandler {
 
 /// The settings of an application, keyed as in Kafka Streams. Settings kstreams does not know are
 /// passed to librdkafka (for security, SASL, SSL…): unprefixed ones to every client, `consumer.`,
-/// `producer.`, `admin.` and `restore.consumer.` prefixed ones to that client only.
+/// `producer.`, `admin.`, `restore.consumer.` and `global.consumer.` (the consumer that restores and
+/// updates global stores) prefixed ones to that client only.
 ///
 /// ```
 /// use kstreams_streams::runtime::{StreamsConfig, ProcessingGuarantee};
@@ -124,7 +125,7 @@ const KNOWN: &[&str] = &[
     "default.production.exception.handler",
 ];
 
-const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer."];
+const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer.", "global.consumer."];
 
 impl StreamsConfig {
     /// No settings.

@@ -5,6 +5,11 @@
 //! task per (sub-topology, partition) it owns. Under `exactly_once_v2` each thread's output, changelog
 //! writes and input offsets commit in one Kafka transaction.
 //!
+//! Global stores ([`GlobalKTable`](crate::dsl::GlobalKTable)s) hold every partition of their topic
+//! in every instance: `start` restores them before any stream thread starts, and a
+//! `GlobalStreamThread` keeps them up to date while the stream threads read them (see the
+//! `global` module).
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
@@ -27,11 +32,14 @@
 
 mod collector;
 mod config;
+mod global;
+mod global_restore;
 mod metrics;
 mod partition_group;
 mod thread;
 mod topics;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -42,7 +50,9 @@ pub use config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, 
 use kstreams_state::{RestoreListener, StateDirectory};
 
 use crate::error::{Result, StreamsError};
+use crate::task::global::GlobalStores;
 use crate::topology::Topology;
+use global::GlobalStreamThread;
 use metrics::{MeteredRestoreListener, MetricsServer, StreamsMetrics};
 use thread::{KConsumer, ThreadShared, ThreadSpec, ThreadWork};
 
@@ -107,6 +117,15 @@ fn run_thread(
     }
 }
 
+/// After the global stream thread failed: the application stops in [`State::Error`].
+fn global_thread_failed(shared: &Shared, thread_shared: &ThreadShared, error: &StreamsError) {
+    if let Ok(mut err) = shared.error.lock() {
+        err.get_or_insert(format!("global stream thread: {error}"));
+    }
+    thread_shared.shutdown.store(true, Ordering::Relaxed);
+    shared.set(State::Error);
+}
+
 struct Shared {
     state: Mutex<State>,
     state_gauge: prometheus::IntGauge,
@@ -139,6 +158,8 @@ pub struct KafkaStreams {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     thread_shared: Arc<ThreadShared>,
+    /// The global state updater, when the topology has global stores.
+    global: Option<GlobalStreamThread>,
     restore_listener: Option<Arc<dyn RestoreListener>>,
     exception_handler: Option<UncaughtHandler>,
     watcher: Option<JoinHandle<()>>,
@@ -165,6 +186,7 @@ impl KafkaStreams {
             }),
             threads: Vec::new(),
             thread_shared: Arc::new(ThreadShared { shutdown: Default::default() }),
+            global: None,
             restore_listener: None,
             exception_handler: None,
             watcher: None,
@@ -224,7 +246,8 @@ impl KafkaStreams {
         self.shared.error.lock().ok().and_then(|e| e.clone())
     }
 
-    /// Creates the internal topics, then starts the stream threads.
+    /// Creates the internal topics, restores the global stores (returning once they hold their
+    /// topics up to the end), starts the global stream thread, then the stream threads.
     pub fn start(&mut self) -> Result<()> {
         if self.state() != State::Created {
             return Err(StreamsError::IllegalState("start() may be called once, on a created application".into()));
@@ -242,6 +265,7 @@ impl KafkaStreams {
             user: self.restore_listener.clone(),
         });
         self.shared.set(State::Rebalancing);
+        let global_stores = self.start_global(&partitions, restore_listener.clone())?;
         let rebalancing: Vec<Arc<AtomicBool>> =
             (0..self.config.num_stream_threads).map(|_| Arc::new(AtomicBool::new(true))).collect();
         for (index, flag) in rebalancing.iter().enumerate() {
@@ -254,6 +278,7 @@ impl KafkaStreams {
                 restore_listener: restore_listener.clone(),
                 metrics: self.metrics.clone(),
                 rebalancing: flag.clone(),
+                global: global_stores.clone(),
             };
             let first = spawn.create()?;
             let (shared, thread_shared) = (self.shared.clone(), self.thread_shared.clone());
@@ -277,6 +302,29 @@ impl KafkaStreams {
             }
         }));
         Ok(())
+    }
+
+    /// Restores the global stores and starts the global stream thread (if the topology has global
+    /// stores); returns the stores for the stream threads' tasks.
+    fn start_global(
+        &mut self,
+        partitions: &HashMap<String, i32>,
+        restore_listener: Arc<dyn RestoreListener>,
+    ) -> Result<Arc<GlobalStores>> {
+        let (shared, thread_shared) = (self.shared.clone(), self.thread_shared.clone());
+        let on_error = move |error: StreamsError| global_thread_failed(&shared, &thread_shared, &error);
+        match GlobalStreamThread::start(&self.topology, &self.config, partitions, restore_listener, on_error) {
+            Ok(global) => {
+                let stores = global.as_ref().map(GlobalStreamThread::stores).unwrap_or_default();
+                self.global = global;
+                Ok(stores)
+            }
+            Err(error) => {
+                tracing::error!(%error, "restoring the global stores failed");
+                global_thread_failed(&self.shared, &self.thread_shared, &error);
+                Err(error)
+            }
+        }
     }
 
     /// Decides what happens when a stream thread fails (Kafka Streams'
@@ -320,6 +368,10 @@ impl KafkaStreams {
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();
         }
+        // Last: the stream threads' tasks read the global stores until they stop.
+        if let Some(global) = self.global.take() {
+            global.close(deadline)?;
+        }
         self.state_dir = None;
         self.metrics_server = None;
         if !was_error {
@@ -336,7 +388,7 @@ impl KafkaStreams {
 
 impl Drop for KafkaStreams {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.threads.is_empty() || self.global.is_some() {
             let _ = self.close(Duration::from_secs(30));
         }
     }

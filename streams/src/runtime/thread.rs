@@ -30,6 +30,7 @@ use crate::runtime::collector::{KProducer, KafkaCollector, ProducerCtx};
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
 use crate::runtime::partition_group::{PartitionGroup, Pending};
+use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::{SubTopology, Topology};
 
@@ -71,6 +72,8 @@ pub(crate) struct ThreadWork {
     producer_ctx: ProducerCtx,
     /// Reads changelogs into stores before their tasks process.
     restorer: Restorer,
+    /// The global stores, which every task reads.
+    global: Arc<GlobalStores>,
     store_options: StoreOptions,
     metrics: StreamsMetrics,
     /// The thread's name, as a metric label.
@@ -224,6 +227,7 @@ pub(crate) struct ThreadSpec {
     pub restore_listener: Arc<dyn RestoreListener>,
     pub metrics: StreamsMetrics,
     pub rebalancing: Arc<AtomicBool>,
+    pub global: Arc<GlobalStores>,
 }
 
 impl ThreadSpec {
@@ -234,7 +238,8 @@ impl ThreadSpec {
 }
 
 fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
-    let ThreadSpec { index, process_id, config, topology, partitions, restore_listener, metrics, rebalancing } = spec;
+    let ThreadSpec { index, process_id, config, topology, partitions, restore_listener, metrics, rebalancing, global } =
+        spec;
     let (index, config, topology) = (*index, config.clone(), topology.clone());
     let (partitions, restore_listener, rebalancing) =
         (partitions.clone(), restore_listener.clone(), rebalancing.clone());
@@ -280,6 +285,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         producer,
         producer_ctx,
         restorer,
+        global: global.clone(),
         store_options,
         metrics: metrics.clone(),
         thread_name,
@@ -446,6 +452,7 @@ impl ThreadWork {
             Box::new(collector),
             record_timestamp,
             &mut |spec| Ok(state.open(spec, &ctx, options, Some(restorer))?),
+            &self.global,
         )?;
         task.init(now_ms())?;
         Ok((task, state))

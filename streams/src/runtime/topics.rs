@@ -27,9 +27,9 @@ pub(crate) fn partition_counts(
         .collect())
 }
 
-/// Checks the source topics exist, derives every internal topic's partition count, creates the
-/// internal topics that do not exist yet, and returns the partition count of every topic by its
-/// full name.
+/// Checks the source topics (global stores' topics included) exist, derives every internal topic's
+/// partition count, creates the internal topics that do not exist yet, and returns the partition
+/// count of every topic by its full name.
 pub(crate) fn prepare(topology: &Topology, config: &ValidConfig) -> Result<HashMap<String, i32>> {
     let admin: AdminClient<DefaultClientContext> = config.client_config("admin.").create()?;
     let internal: HashMap<String, crate::topology::InternalTopic> =
@@ -40,6 +40,7 @@ pub(crate) fn prepare(topology: &Topology, config: &ValidConfig) -> Result<HashM
         .flat_map(|s| s.source_topics.iter())
         .filter(|t| !internal.contains_key(*t))
         .cloned()
+        .chain(topology.global.iter().map(|g| g.topic.clone()))
         .collect();
     let known = partition_counts(&admin, &external)?;
     let missing: Vec<&String> = external.iter().filter(|t| !known.contains_key(*t)).collect();

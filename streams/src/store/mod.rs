@@ -17,6 +17,7 @@
 //! assert!(!in_memory.spec().logging);
 //! ```
 
+mod shared;
 mod typed;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use kstreams_state::{Backend, OpenedStore, StoreHandle, StoreKind, StoreSpec};
 
+pub(crate) use shared::{SharedKeyValueStore, SyncKeyValueStore};
 pub use typed::{CacheFlush, KeyValueStore, SessionStore, WindowStore};
 
 use crate::error::{Result, StreamsError};

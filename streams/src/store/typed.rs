@@ -19,12 +19,15 @@ struct Codec<K, V> {
 }
 
 impl<K: Data, V: Data> Codec<K, V> {
-    fn key(&self, key: &K) -> Result<Vec<u8>> {
-        let bytes = self
-            .key_serde
+    /// The key's bytes; `None` when the serde makes it null (such a key can have no entry).
+    fn nullable_key(&self, key: &K) -> Result<Option<Vec<u8>>> {
+        self.key_serde
             .serialize(&self.topic, &Headers::new(), key)
-            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source: Box::new(source) })?;
-        bytes.ok_or_else(|| StreamsError::StoreAccess {
+            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source: Box::new(source) })
+    }
+
+    fn key(&self, key: &K) -> Result<Vec<u8>> {
+        self.nullable_key(key)?.ok_or_else(|| StreamsError::StoreAccess {
             node: String::new(),
             store: self.topic.clone(),
             reason: "a store key must not serialize to null".into(),
@@ -107,6 +110,13 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
             Some(bytes) => Ok(Some(self.codec.read_value(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// Like [`get`](Self::get), but a key that serializes to null is `None` (it has no entry and
+    /// never will) instead of an error; joins drop or null-join such records, as Kafka Streams does.
+    pub(crate) fn get_unless_null_key(&self, key: &K) -> Result<Option<Option<V>>> {
+        let Some(key) = self.codec.nullable_key(key)? else { return Ok(None) };
+        Ok(Some(self.inner.get(&key)?.map(|bytes| self.codec.read_value(&bytes)).transpose()?))
     }
 
     /// Stores `value` under `key`.

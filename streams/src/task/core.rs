@@ -59,6 +59,8 @@ pub(crate) struct TaskCore {
     pub application_id: String,
     pub nodes: Vec<NodeSlot>,
     pub stores: HashMap<String, Box<dyn RegisteredStore>>,
+    /// Read-only views of the global stores, which every processor may read unconnected.
+    pub global_stores: HashMap<String, Box<dyn RegisteredStore>>,
     /// The dirty-entry queues of the cached stores.
     pub caches: Vec<(String, DirtyQueue)>,
     pub collector: Box<dyn RecordCollector>,
@@ -194,9 +196,17 @@ impl TaskCore {
         }
     }
 
+    /// The store `name` of processor `node`: one connected to it, or a global store.
     pub fn store<S: 'static>(&mut self, node: usize, name: &str, kind: &str) -> Result<&mut S> {
         let slot = &self.nodes[node];
         if !slot.stores.iter().any(|s| s == name) {
+            if let Some(global) = self.global_stores.get_mut(name) {
+                return global.as_any_mut().downcast_mut::<S>().ok_or_else(|| StreamsError::StoreAccess {
+                    node: slot.name.clone(),
+                    store: name.to_string(),
+                    reason: format!("it is a global key-value store, not {kind} with these key and value types"),
+                });
+            }
             return Err(StreamsError::StoreAccess {
                 node: slot.name.clone(),
                 store: name.to_string(),

@@ -1,6 +1,7 @@
 //! Tasks: one sub-topology running for one partition, with its own processors and stores.
 
 pub(crate) mod core;
+pub(crate) mod global;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -15,6 +16,7 @@ use crate::metrics::TaskMetrics;
 use crate::processor::node::{ConsumedBytes, RawSource};
 use crate::processor::PunctuationType;
 use crate::record::RecordMetadata;
+use crate::task::global::GlobalStores;
 use crate::topology::{NodeKind, SubTopology, Topology};
 
 pub use self::core::RecordCollector as Collector;
@@ -58,7 +60,9 @@ pub struct StreamTask {
 }
 
 impl StreamTask {
-    /// Builds the task's processors and opens its stores with `open_store`.
+    /// Builds the task's processors and opens its stores with `open_store`; its processors read the
+    /// `global` stores through read-only views.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         topology: &Topology,
         sub: &SubTopology,
@@ -67,6 +71,7 @@ impl StreamTask {
         collector: Box<dyn RecordCollector>,
         record_timestamp: Arc<AtomicI64>,
         open_store: &mut dyn FnMut(&StoreSpec) -> Result<OpenedStore>,
+        global: &GlobalStores,
     ) -> Result<Self> {
         let id = TaskId { subtopology: sub.id, partition };
         let local: HashMap<usize, usize> = sub.nodes.iter().enumerate().map(|(l, &g)| (g, l)).collect();
@@ -111,6 +116,7 @@ impl StreamTask {
             application_id: application_id.to_string(),
             nodes,
             stores,
+            global_stores: global.views()?,
             caches,
             collector,
             internal_topics: internal.clone(),

@@ -20,6 +20,16 @@ use super::{NodeKind, Topology};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopologyDescription {
     subtopologies: Vec<SubtopologyDescription>,
+    global_stores: Vec<GlobalStoreDescription>,
+}
+
+/// A global store, printed as Kafka Streams prints it: "Sub-topology: N for global store (will not
+/// generate tasks)", its source and its update processor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GlobalStoreDescription {
+    id: u32,
+    source: NodeDescription,
+    processor: NodeDescription,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +105,28 @@ impl TopologyDescription {
                 SubtopologyDescription { id: sub.id, nodes: described }
             })
             .collect();
-        TopologyDescription { subtopologies }
+        let global_stores = topology
+            .global_stores()
+            .into_iter()
+            .map(|g| GlobalStoreDescription {
+                id: g.id,
+                source: NodeDescription {
+                    name: g.source_name.clone(),
+                    kind: Kind::Source { topics: vec![g.topic.clone()] },
+                    successors: vec![g.processor_name.clone()],
+                    predecessors: Vec::new(),
+                    size: 2,
+                },
+                processor: NodeDescription {
+                    name: g.processor_name.clone(),
+                    kind: Kind::Processor { stores: vec![g.store.clone()] },
+                    successors: Vec::new(),
+                    predecessors: vec![g.source_name.clone()],
+                    size: 1,
+                },
+            })
+            .collect();
+        TopologyDescription { subtopologies, global_stores }
     }
 
     /// A Mermaid flowchart of the topology: one box per sub-topology, topics as stadium shapes, stores
@@ -128,6 +159,25 @@ impl TopologyDescription {
                             out.push_str(&format!("    {} --- store_{}[(\"{}\")]\n", id(&node.name), id(s), s));
                         }
                     }
+                }
+            }
+        }
+        for global in &self.global_stores {
+            let (source, processor) = (&global.source, &global.processor);
+            out.push_str(&format!("    subgraph sub{}[\"Sub-topology {} (global store)\"]\n", global.id, global.id));
+            for node in [source, processor] {
+                out.push_str(&format!("        {}[\"{}\"]\n", id(&node.name), node.name));
+            }
+            out.push_str("    end\n");
+            out.push_str(&format!("    {} --> {}\n", id(&source.name), id(&processor.name)));
+            if let Kind::Source { topics } = &source.kind {
+                for t in topics {
+                    out.push_str(&format!("    topic_{}([\"{}\"]) --> {}\n", id(t), t, id(&source.name)));
+                }
+            }
+            if let Kind::Processor { stores } = &processor.kind {
+                for s in stores {
+                    out.push_str(&format!("    {} --- store_{}[(\"{}\")]\n", id(&processor.name), id(s), s));
                 }
             }
         }
@@ -172,16 +222,42 @@ impl fmt::Display for NodeDescription {
     }
 }
 
+impl fmt::Display for GlobalStoreDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Sub-topology: {} for global store (will not generate tasks)\n    {}\n    {}\n",
+            self.id, self.source, self.processor
+        )
+    }
+}
+
 impl fmt::Display for TopologyDescription {
+    /// Sub-topologies and global stores in the order of their numbers, as Kafka Streams prints them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Topologies:\n ")?;
-        for sub in &self.subtopologies {
-            writeln!(f, "  Sub-topology: {}", sub.id)?;
-            for node in &sub.nodes {
-                writeln!(f, "    {node}")?;
+        let mut subs = self.subtopologies.iter().peekable();
+        let mut globals = self.global_stores.iter().peekable();
+        loop {
+            let global_first = match (subs.peek(), globals.peek()) {
+                (Some(sub), Some(global)) => global.id < sub.id,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (None, None) => return Ok(()),
+            };
+            if global_first {
+                if let Some(global) = globals.next() {
+                    write!(f, "  {global}")?;
+                }
+                continue;
             }
-            f.write_str("\n")?;
+            if let Some(sub) = subs.next() {
+                writeln!(f, "  Sub-topology: {}", sub.id)?;
+                for node in &sub.nodes {
+                    writeln!(f, "    {node}")?;
+                }
+                f.write_str("\n")?;
+            }
         }
-        Ok(())
     }
 }

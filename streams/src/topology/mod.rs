@@ -28,6 +28,7 @@
 
 mod describe;
 mod extract;
+mod global;
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,6 +36,8 @@ use std::sync::Arc;
 
 pub use describe::TopologyDescription;
 pub use extract::{StreamPartitioner, TimestampExtractor, TopicNameExtractor, WallclockTimestampExtractor};
+pub use global::GlobalStore;
+pub(crate) use global::GlobalStoreDef;
 
 use crate::error::{Result, StreamsError};
 use crate::processor::node::{typed_supplier, RawSource, RawSupplier, SinkNode, SourceNode, TypedSource};
@@ -110,11 +113,24 @@ pub struct SubTopology {
     pub stores: Vec<String>,
 }
 
-/// A processing topology: a graph of sources, processors and sinks with their state stores.
+/// How the nodes split into sub-topologies, and the numbers of sub-topologies and global stores.
+struct Grouping {
+    /// The group (root node) of each node.
+    roots: Vec<usize>,
+    /// Each group's root node and number, by number.
+    groups: Vec<(usize, u32)>,
+    /// The number of each global store, in the order they were added.
+    global_ids: Vec<u32>,
+}
+
+/// A processing topology: a graph of sources, processors and sinks with their state stores, and
+/// the global stores (see [`add_global_store`](Self::add_global_store)) kept apart from it.
 #[derive(Default)]
 pub struct Topology {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) stores: Vec<(StoreBuilder, Vec<String>)>,
+    /// Global stores: not part of any sub-topology.
+    pub(crate) global: Vec<GlobalStoreDef>,
     pub(crate) internal_topics: BTreeMap<String, InternalTopic>,
     pub(crate) copartition_groups: Vec<BTreeSet<String>>,
 }
@@ -133,7 +149,7 @@ impl Topology {
         if name.is_empty() {
             return Err(StreamsError::Topology("a node name must not be empty".into()));
         }
-        if self.index(name).is_some() {
+        if self.index(name).is_some() || self.global.iter().any(|g| g.source_name == name || g.processor_name == name) {
             return Err(StreamsError::Topology(format!("a node named `{name}` exists already; names must be unique")));
         }
         Ok(())
@@ -191,15 +207,7 @@ impl Topology {
             return Err(StreamsError::Topology(format!("source `{name}` needs at least one topic")));
         }
         for topic in topics {
-            if let Some(other) = self.nodes.iter().find(|n| match &n.kind {
-                NodeKind::Source { topics, .. } => topics.iter().any(|t| t == topic),
-                _ => false,
-            }) {
-                return Err(StreamsError::Topology(format!(
-                    "topic `{topic}` is read by source `{}` already; a topic can have only one source",
-                    other.name
-                )));
-            }
+            self.check_unread_topic(topic)?;
         }
         let source: Arc<dyn RawSource> = Arc::new(TypedSource { key_serde, value_serde, extractor });
         self.push_node(NodeDef {
@@ -292,7 +300,7 @@ impl Topology {
     /// Adds a state store and connects it to `processors`.
     pub fn add_state_store(&mut self, builder: StoreBuilder, processors: &[&str]) -> Result<&mut Self> {
         let name = builder.spec().name.clone();
-        if self.stores.iter().any(|(b, _)| b.spec().name == name) {
+        if self.has_store(&name) {
             return Err(StreamsError::Topology(format!("a store named `{name}` exists already")));
         }
         self.stores.push((builder, Vec::new()));
@@ -317,6 +325,11 @@ impl Topology {
                 )));
             }
             for store in stores {
+                if self.is_global_store(store) {
+                    return Err(StreamsError::Topology(format!(
+                        "`{store}` is a global store: every processor may read it without being connected to it"
+                    )));
+                }
                 let entry = self.stores.iter_mut().find(|(b, _)| b.spec().name == *store).ok_or_else(|| {
                     StreamsError::Topology(format!("store `{store}` does not exist; add it with add_state_store"))
                 })?;
@@ -408,9 +421,42 @@ impl Topology {
         Ok(())
     }
 
-    /// The sub-topologies, numbered as Kafka Streams numbers them.
+    /// The sub-topologies, numbered as Kafka Streams numbers them (global stores take numbers too,
+    /// see [`global_stores`](Self::global_stores)).
     pub fn subtopologies(&self) -> Vec<SubTopology> {
-        // Union-find over edges and shared stores.
+        let Grouping { roots, groups, .. } = self.grouping();
+        let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, r) in roots.iter().enumerate() {
+            members.entry(*r).or_default().push(i);
+        }
+        groups
+            .iter()
+            .map(|(r, id)| {
+                let nodes = members.remove(r).unwrap_or_default();
+                let mut source_topics = Vec::new();
+                let mut sink_topics = Vec::new();
+                let mut stores = Vec::new();
+                for &i in &nodes {
+                    match &self.nodes[i].kind {
+                        NodeKind::Source { topics, .. } => source_topics.extend(topics.iter().cloned()),
+                        NodeKind::Sink { topic: Some(t) } => sink_topics.push(t.clone()),
+                        _ => {}
+                    }
+                    for s in &self.nodes[i].stores {
+                        if !stores.contains(s) {
+                            stores.push(s.clone());
+                        }
+                    }
+                }
+                SubTopology { id: *id, nodes, source_topics, sink_topics, stores }
+            })
+            .collect()
+    }
+
+    /// Splits the nodes into groups (connected by edges and shared stores) and numbers the groups
+    /// and the global stores together, as Kafka Streams does: by the sorted names of their source
+    /// nodes, then by sink names for groups without a source.
+    fn grouping(&self) -> Grouping {
         let n = self.nodes.len();
         let mut root: Vec<usize> = (0..n).collect();
         fn find(root: &mut [usize], mut x: usize) -> usize {
@@ -437,49 +483,46 @@ impl Topology {
                 union(&mut root, pair[0], pair[1]);
             }
         }
-        // Number groups by their source node names in sorted order, then sink names, as Kafka does.
-        let mut order: Vec<usize> = Vec::new();
-        let mut sources: Vec<&NodeDef> =
-            self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Source { .. })).collect();
-        sources.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut sinks: Vec<&NodeDef> = self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Sink { .. })).collect();
-        sinks.sort_by(|a, b| a.name.cmp(&b.name));
-        for node in sources.into_iter().chain(sinks) {
-            if let Some(i) = self.index(&node.name) {
-                let r = find(&mut root, i);
-                if !order.contains(&r) {
-                    order.push(r);
+        let roots: Vec<usize> = (0..n).map(|i| find(&mut root, i)).collect();
+        // What takes a number: the group of a node, or a global store.
+        enum Numbered {
+            Group(usize),
+            Global(usize),
+        }
+        let mut sources: Vec<(&str, Numbered)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n.kind, NodeKind::Source { .. }))
+            .map(|(i, n)| (n.name.as_str(), Numbered::Group(i)))
+            .chain(self.global.iter().enumerate().map(|(g, def)| (def.source_name.as_str(), Numbered::Global(g))))
+            .collect();
+        sources.sort_by(|a, b| a.0.cmp(b.0));
+        let mut sinks: Vec<(&str, Numbered)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n.kind, NodeKind::Sink { .. }))
+            .map(|(i, n)| (n.name.as_str(), Numbered::Group(i)))
+            .collect();
+        sinks.sort_by(|a, b| a.0.cmp(b.0));
+        let mut groups: Vec<(usize, u32)> = Vec::new();
+        let mut global_ids = vec![0; self.global.len()];
+        let mut next = 0u32;
+        for (_, entry) in sources.into_iter().chain(sinks) {
+            match entry {
+                Numbered::Group(node) if !groups.iter().any(|(r, _)| *r == roots[node]) => {
+                    groups.push((roots[node], next));
+                    next += 1;
+                }
+                Numbered::Group(_) => {}
+                Numbered::Global(g) => {
+                    global_ids[g] = next;
+                    next += 1;
                 }
             }
         }
-        let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
-        for i in 0..n {
-            let r = find(&mut root, i);
-            groups.entry(r).or_default().push(i);
-        }
-        order
-            .iter()
-            .enumerate()
-            .map(|(id, r)| {
-                let nodes = groups.remove(r).unwrap_or_default();
-                let mut source_topics = Vec::new();
-                let mut sink_topics = Vec::new();
-                let mut stores = Vec::new();
-                for &i in &nodes {
-                    match &self.nodes[i].kind {
-                        NodeKind::Source { topics, .. } => source_topics.extend(topics.iter().cloned()),
-                        NodeKind::Sink { topic: Some(t) } => sink_topics.push(t.clone()),
-                        _ => {}
-                    }
-                    for s in &self.nodes[i].stores {
-                        if !stores.contains(s) {
-                            stores.push(s.clone());
-                        }
-                    }
-                }
-                SubTopology { id: id as u32, nodes, source_topics, sink_topics, stores }
-            })
-            .collect()
+        Grouping { roots, groups, global_ids }
     }
 
     /// Partition counts of every topic the topology reads and of its internal topics, given the counts

@@ -1,0 +1,232 @@
+//! The global state updater: the `GlobalStreamThread`.
+//!
+//! At [`KafkaStreams::start`](super::KafkaStreams::start), before any stream thread starts, every
+//! global store is opened under `<state.dir>/<application.id>/global` and restored to the end of
+//! every partition of its topic (see the `global_restore` module); `start` returns
+//! only then, so the first stream record already sees the whole table. The thread then keeps the
+//! stores up to date: one consumer, assigned every partition of every global topic (never part of
+//! the group, never committing), reads on from where restoration stopped (`read_committed` under
+//! `exactly_once_v2`) and applies each record to its store, while stream threads read the stores
+//! concurrently. Every `commit.interval.ms` (at most once a second) with new records, the stores
+//! are flushed and the checkpoint written, and once more when the thread stops.
+//!
+//! A record that cannot be deserialized stops the application under the default
+//! `log_and_fail` handler; under `log_and_continue` (and `dead_letter_queue`, which global topics
+//! do not use) it is logged and skipped. A failure of this thread stops the application in
+//! [`State::Error`](super::State::Error).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::Message;
+
+use kstreams_state::rocksdb::RocksDbResources;
+use kstreams_state::{RestoreListener, Restorer};
+
+use crate::error::{Result, StreamsError};
+use crate::header::{Header, Headers};
+use crate::processor::node::ConsumedBytes;
+use crate::runtime::config::{DeserializationHandler, ProcessingGuarantee, ValidConfig};
+use crate::runtime::global_restore::{self, Offsets};
+use crate::task::global::GlobalStores;
+use crate::topology::Topology;
+
+/// The shortest time between two checkpoints of the global stores (each one flushes them).
+const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The running global state updater, with the stores it owns.
+pub(crate) struct GlobalStreamThread {
+    stores: Arc<GlobalStores>,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+impl GlobalStreamThread {
+    /// Opens and restores every global store of `topology`, then starts the thread; `None` when
+    /// the topology has none. `on_error` is called, on the thread, if it fails.
+    pub(crate) fn start(
+        topology: &Topology,
+        config: &ValidConfig,
+        partitions: &HashMap<String, i32>,
+        listener: Arc<dyn RestoreListener>,
+        on_error: impl FnOnce(StreamsError) + Send + 'static,
+    ) -> Result<Option<GlobalStreamThread>> {
+        if topology.global.is_empty() {
+            return Ok(None);
+        }
+        let dir = config.state_dir.join(&config.application_id).join("global");
+        let checkpoint = global_restore::load(topology, &dir)?;
+        let stores = Arc::new(GlobalStores::open(topology, &dir, &RocksDbResources::shared_default())?);
+        let offsets = {
+            let restorer = Restorer::from_config(config.client_config("global.consumer."))?.with_listener(listener);
+            global_restore::restore_all(&stores, &restorer, &checkpoint, partitions)?
+        };
+        global_restore::write_checkpoint(&stores, &dir, &offsets)?;
+        let updater = Updater {
+            consumer: create_consumer(config, &offsets)?,
+            checkpoint_interval: config.commit_interval.max(MIN_CHECKPOINT_INTERVAL),
+            poll: config.poll,
+            state: UpdaterState {
+                stores: stores.clone(),
+                dir,
+                offsets,
+                handler: config.deserialization_handler.clone(),
+                dirty: false,
+            },
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-GlobalStreamThread", config.application_id))
+            .spawn(move || {
+                if let Err(error) = updater.run(&flag) {
+                    tracing::error!(%error, "global stream thread failed");
+                    on_error(error);
+                }
+            })
+            .map_err(|e| StreamsError::IllegalState(format!("cannot start the global stream thread: {e}")))?;
+        tracing::info!(stores = stores.entries().len(), "global stores restored; global stream thread started");
+        Ok(Some(GlobalStreamThread { stores, stop, handle }))
+    }
+
+    /// The global stores, for the stream threads' tasks.
+    pub(crate) fn stores(&self) -> Arc<GlobalStores> {
+        self.stores.clone()
+    }
+
+    /// Stops the thread (it writes a last checkpoint) and closes the stores. Call it once the stream
+    /// threads have stopped: until then their tasks may read the stores. Fails if the thread does
+    /// not stop before `deadline`.
+    pub(crate) fn close(self, deadline: Instant) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        while !self.handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !self.handle.is_finished() {
+            return Err(StreamsError::IllegalState("the global stream thread did not stop in time".into()));
+        }
+        let _ = self.handle.join();
+        if let Err(e) = self.stores.close() {
+            tracing::warn!(error = %e, "closing the global stores failed");
+        }
+        Ok(())
+    }
+}
+
+/// A consumer assigned every partition of the global topics at `offsets`: it never joins a group
+/// nor commits.
+fn create_consumer(config: &ValidConfig, offsets: &Offsets) -> Result<BaseConsumer> {
+    let mut client = config.client_config("global.consumer.");
+    let eos = config.guarantee == ProcessingGuarantee::ExactlyOnceV2;
+    client
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", if eos { "read_committed" } else { "read_uncommitted" });
+    // librdkafka's `assign` wants a group id, though this consumer never joins the group.
+    if client.get("group.id").is_none() {
+        client.set("group.id", "kstreams-global-consumer");
+    }
+    let consumer: BaseConsumer = client.create()?;
+    let mut assignment = TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        assignment.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+/// The thread's work: apply what the consumer reads, checkpoint now and then.
+struct Updater {
+    consumer: BaseConsumer,
+    checkpoint_interval: Duration,
+    poll: Duration,
+    state: UpdaterState,
+}
+
+/// The stores and how far they are.
+struct UpdaterState {
+    stores: Arc<GlobalStores>,
+    dir: PathBuf,
+    offsets: Offsets,
+    handler: DeserializationHandler,
+    /// Records were applied since the last checkpoint.
+    dirty: bool,
+}
+
+impl Updater {
+    fn run(mut self, stop: &AtomicBool) -> Result<()> {
+        let mut last_checkpoint = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let mut timeout = self.poll;
+            for _ in 0..1000 {
+                match self.consumer.poll(timeout) {
+                    None => break,
+                    Some(Ok(message)) => self.state.apply(&message)?,
+                    Some(Err(KafkaError::PartitionEOF(_))) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "global consumer error"),
+                }
+                timeout = Duration::ZERO;
+            }
+            if self.state.dirty && last_checkpoint.elapsed() >= self.checkpoint_interval {
+                self.state.checkpoint()?;
+                last_checkpoint = Instant::now();
+            }
+        }
+        self.state.checkpoint()
+    }
+}
+
+impl UpdaterState {
+    fn apply(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+        let headers: Headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect()
+            })
+            .unwrap_or_default();
+        let bytes = ConsumedBytes {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+            value: m.payload(),
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
+            headers,
+        };
+        match self.stores.update(bytes) {
+            Ok(_) => {}
+            Err(e @ StreamsError::Deserialization { .. }) => match self.handler {
+                DeserializationHandler::LogAndFail => {
+                    tracing::error!(error = %e, "a record of a global topic cannot be deserialized; stopping \
+                        (default.deserialization.exception.handler=log_and_fail)");
+                    return Err(e);
+                }
+                DeserializationHandler::LogAndContinue | DeserializationHandler::DeadLetterQueue { .. } => {
+                    tracing::warn!(error = %e, "skipping a record of a global topic that cannot be deserialized");
+                }
+            },
+            Err(e) => return Err(e),
+        }
+        self.offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        if self.dirty {
+            global_restore::write_checkpoint(&self.stores, &self.dir, &self.offsets)?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}

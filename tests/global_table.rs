@@ -1,0 +1,288 @@
+//! A global table on the real broker: a stream with 2 partitions joined with a global table of a
+//! topic with 3 partitions. The global store is restored before the stream threads start, kept up
+//! to date while the application runs, checkpointed, and restored (only the records it missed)
+//! after a restart.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
+use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
+use kstreams::serde::Serdes;
+use kstreams::state::rocksdb::{RocksDbKeyValueStore, RocksDbResources};
+use kstreams::state::{Checkpoint, KeyValueBytesStore, RestoreListener};
+use support::{Isolation, Outgoing, TopicSpec};
+
+const GLOBAL_PARTITIONS: i32 = 3;
+const STREAM_PARTITIONS: i32 = 2;
+
+/// Every finished restoration: (store, partition, records restored).
+#[derive(Default)]
+struct Restores(Mutex<Vec<(String, i32, u64)>>);
+
+impl RestoreListener for Restores {
+    fn on_restore_end(&self, _topic: &str, partition: i32, store: &str, total_restored: u64) {
+        self.0.lock().unwrap().push((store.to_string(), partition, total_restored));
+    }
+}
+
+impl Restores {
+    fn of(&self, store: &str) -> Vec<(i32, u64)> {
+        let mut v: Vec<(i32, u64)> =
+            self.0.lock().unwrap().iter().filter(|(s, _, _)| s == store).map(|(_, p, n)| (*p, *n)).collect();
+        v.sort();
+        v
+    }
+    fn total(&self, store: &str) -> u64 {
+        self.of(store).iter().map(|(_, n)| n).sum()
+    }
+}
+
+struct App {
+    products: String,
+    orders: String,
+    inner: String,
+    left: String,
+    id: String,
+}
+
+impl App {
+    /// orders (order id -> product id) joined with the global table of products (id -> name).
+    fn topology(&self) -> kstreams::topology::Topology {
+        let builder = StreamsBuilder::new();
+        let products = builder.global_table(
+            &self.products,
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::as_("products"),
+        );
+        let orders = builder.stream(&self.orders, Consumed::with(Serdes::string(), Serdes::string()));
+        orders
+            .join_global(
+                &products,
+                |_, product: &String| product.clone(),
+                |p: &String, name: &String| format!("{p}={name}"),
+            )
+            .to(&self.inner, Produced::with(Serdes::string(), Serdes::string()));
+        orders
+            .left_join_global(
+                &products,
+                |_, product: &String| product.clone(),
+                |p: &String, name: Option<&String>| format!("{p}={}", name.map_or("?", String::as_str)),
+            )
+            .to(&self.left, Produced::with(Serdes::string(), Serdes::string()));
+        builder.build().unwrap()
+    }
+
+    fn start(&self, state_dir: &Path) -> (KafkaStreams, Arc<Restores>) {
+        let config = StreamsConfig::new()
+            .set("application.id", &self.id)
+            .set("bootstrap.servers", support::bootstrap())
+            .set("processing.guarantee", "exactly_once_v2")
+            .set("commit.interval.ms", "200")
+            .set("state.dir", state_dir.to_string_lossy());
+        let restores = Arc::new(Restores::default());
+        let mut streams = KafkaStreams::new(self.topology(), config).unwrap();
+        streams.set_global_state_restore_listener(restores.clone());
+        streams.start().unwrap();
+        (streams, restores)
+    }
+}
+
+/// Produces `(key, value)` records; a `None` value is a tombstone.
+fn produce(topic: &str, records: &[(String, Option<String>)]) {
+    let producer = support::producer().unwrap();
+    for (k, v) in records {
+        let record = Outgoing { key: Some(k.as_bytes()), value: v.as_deref().map(str::as_bytes), ..Default::default() };
+        support::send(&producer, topic, &record).unwrap();
+    }
+    support::flush(&producer).unwrap();
+}
+
+fn upsert(k: &str, v: &str) -> (String, Option<String>) {
+    (k.to_string(), Some(v.to_string()))
+}
+
+/// The output as key -> value (keys are unique order ids).
+fn output(topic: &str) -> BTreeMap<String, String> {
+    support::read_to_end(topic, Isolation::ReadCommitted)
+        .unwrap()
+        .iter()
+        .map(|r| (r.key_str(), r.value_str()))
+        .collect()
+}
+
+fn output_len(topic: &str) -> usize {
+    support::read_to_end(topic, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0)
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    check()
+}
+
+/// The expected join outputs of `orders` against `table`: (inner, left).
+fn joins(
+    orders: &[(String, Option<String>)],
+    table: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let (mut inner, mut left) = (BTreeMap::new(), BTreeMap::new());
+    for (order, product) in orders {
+        let product = product.clone().unwrap_or_default();
+        match table.get(&product) {
+            Some(name) => {
+                inner.insert(order.clone(), format!("{product}={name}"));
+                left.insert(order.clone(), format!("{product}={name}"));
+            }
+            None => {
+                left.insert(order.clone(), format!("{product}=?"));
+            }
+        }
+    }
+    (inner, left)
+}
+
+/// Every entry of the global store on disk.
+fn global_store_contents(state_dir: &Path, app: &str) -> BTreeMap<String, String> {
+    let path = state_dir.join(app).join("global").join("rocksdb").join("products");
+    let store = RocksDbKeyValueStore::open("products", &path, &RocksDbResources::shared_default()).unwrap();
+    store
+        .all()
+        .unwrap()
+        .map(|e| {
+            let (k, v) = e.unwrap();
+            (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_joins_a_global_table_of_all_partitions_which_is_restored_after_a_restart() {
+    support::require_broker();
+    let app = App {
+        products: support::unique_topic("gt-products"),
+        orders: support::unique_topic("gt-orders"),
+        inner: support::unique_topic("gt-inner"),
+        left: support::unique_topic("gt-left"),
+        id: support::unique_name("gt"),
+    };
+    let _topics = support::create_topics(&[
+        TopicSpec::new(&app.products, GLOBAL_PARTITIONS),
+        TopicSpec::new(&app.orders, STREAM_PARTITIONS),
+        TopicSpec::new(&app.inner, STREAM_PARTITIONS),
+        TopicSpec::new(&app.left, STREAM_PARTITIONS),
+    ])
+    .unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+
+    // 1. The table: 20 products over 3 partitions, one updated, one deleted (22 records).
+    let mut products: Vec<(String, Option<String>)> =
+        (0..20).map(|i| upsert(&format!("p{i}"), &format!("name{i}"))).collect();
+    products.push(upsert("p0", "name0-v2"));
+    products.push(("p19".to_string(), None));
+    produce(&app.products, &products);
+    let mut table: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &products {
+        match v {
+            Some(v) => table.insert(k.clone(), v.clone()),
+            None => table.remove(k),
+        };
+    }
+    // 30 orders over 2 partitions; p19 (deleted), p20 and p21 (never existed) find nothing.
+    let orders: Vec<(String, Option<String>)> =
+        (0..30).map(|i| upsert(&format!("o{i}"), &format!("p{}", i % 22))).collect();
+    produce(&app.orders, &orders);
+    let (mut expected_inner, mut expected_left) = joins(&orders, &table);
+    assert_eq!((expected_inner.len(), expected_left.len()), (27, 30));
+
+    // 2. `start` returns once the global store holds every partition of its topic.
+    let (mut streams, restores) = app.start(state_dir.path());
+    assert_eq!(restores.of("products").len(), GLOBAL_PARTITIONS as usize, "{:?}", restores.of("products"));
+    assert_eq!(restores.total("products"), products.len() as u64, "the whole topic was restored");
+    let done = eventually(Duration::from_secs(90), || {
+        output_len(&app.inner) >= expected_inner.len() && output_len(&app.left) >= expected_left.len()
+    });
+    assert!(done, "no join output (state {:?}, error {:?})", streams.state(), streams.error());
+    assert_eq!(streams.state(), State::Running, "{:?}", streams.error());
+    assert_eq!(output(&app.inner), expected_inner);
+    assert_eq!(output(&app.left), expected_left);
+
+    // 3. The global stream thread applies updates while the application runs: orders for p1 sent
+    // after the update see it, once it arrived (no ordering between the threads is promised).
+    produce(&app.products, &[upsert("p1", "name1-live")]);
+    table.insert("p1".to_string(), "name1-live".to_string());
+    let mut live = 0;
+    let seen = eventually(Duration::from_secs(30), || {
+        produce(&app.orders, &[upsert(&format!("live{live:03}"), "p1")]);
+        live += 1;
+        std::thread::sleep(Duration::from_millis(300));
+        output(&app.left).values().any(|v| v == "p1=name1-live")
+    });
+    assert!(seen, "the update of the global table never reached the join");
+    // An order sent once a join saw the update sees it too: the store only moves forward.
+    produce(&app.orders, &[upsert("live-after", "p1")]);
+    let live_orders = live + 1;
+    let done = eventually(Duration::from_secs(30), || {
+        output_len(&app.inner) >= expected_inner.len() + live_orders
+            && output_len(&app.left) >= expected_left.len() + live_orders
+    });
+    assert!(done, "the live orders were not all joined");
+    for (topic, expected) in [(&app.inner, &mut expected_inner), (&app.left, &mut expected_left)] {
+        let live_values: BTreeMap<String, String> =
+            output(topic).into_iter().filter(|(k, _)| k.starts_with("live")).collect();
+        assert_eq!(live_values.len(), live_orders);
+        assert!(live_values.values().all(|v| v == "p1=name1" || v == "p1=name1-live"), "{live_values:?}");
+        assert_eq!(live_values["live-after"], "p1=name1-live");
+        expected.extend(live_values);
+    }
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert_eq!(streams.state(), State::NotRunning);
+
+    // 4. On disk: the store holds the table, the checkpoint every partition's end.
+    let global_dir = state_dir.path().join(&app.id).join("global");
+    let checkpoint = Checkpoint::read(&global_dir).unwrap().expect("a checkpoint of the global store");
+    let ends = support::high_watermarks(&app.products).unwrap();
+    for (partition, end) in &ends {
+        assert_eq!(checkpoint.get(&app.products, *partition), Some(*end), "{checkpoint:?}");
+    }
+    assert_eq!(global_store_contents(state_dir.path(), &app.id), table);
+
+    // 5. While the application is down, the table changes and more orders arrive.
+    let changes = vec![upsert("p2", "name2-v3"), upsert("p30", "name30")];
+    produce(&app.products, &changes);
+    for (k, v) in &changes {
+        table.insert(k.clone(), v.clone().unwrap_or_default());
+    }
+    let more: Vec<(String, Option<String>)> = vec![upsert("r0", "p2"), upsert("r1", "p30"), upsert("r2", "p19")];
+    produce(&app.orders, &more);
+    let (more_inner, more_left) = joins(&more, &table);
+    expected_inner.extend(more_inner);
+    expected_left.extend(more_left);
+
+    // 6. After a restart only the records the store missed are restored, and joins see them.
+    let (mut streams, restores) = app.start(state_dir.path());
+    assert_eq!(restores.total("products"), changes.len() as u64, "only the tail: {:?}", restores.of("products"));
+    let done = eventually(Duration::from_secs(90), || {
+        output_len(&app.inner) >= expected_inner.len() && output_len(&app.left) >= expected_left.len()
+    });
+    let error = streams.error();
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "no join output after the restart (error {error:?})");
+    let inner = support::read_to_end(&app.inner, Isolation::ReadCommitted).unwrap();
+    let left = support::read_to_end(&app.left, Isolation::ReadCommitted).unwrap();
+    assert_eq!(inner.len(), expected_inner.len(), "exactly once: no duplicate");
+    assert_eq!(left.len(), expected_left.len(), "exactly once: no duplicate");
+    assert_eq!(output(&app.inner), expected_inner);
+    assert_eq!(output(&app.left), expected_left);
+    assert_eq!(global_store_contents(state_dir.path(), &app.id), table);
+}
