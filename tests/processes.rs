@@ -472,16 +472,44 @@ fn a_zombie_is_fenced() {
     setup.cleanup();
 }
 
+/// Static membership (`group.instance.id`): an instance killed and restarted at once takes its
+/// assignment back without a rebalance, so the other instance keeps processing undisturbed.
+fn a_static_member_restarts_without_a_rebalance() {
+    let setup = Setup::new("eos-static", "exactly_once_v2");
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let writer = InputWriter::start(&setup.input, 300);
+    // b joins first (and leads the group); a is the member that restarts.
+    let b = setup.spawn("b", dirs[1].path(), Some("b"));
+    assert!(b.wait_for_line("RESTORED", Duration::from_secs(60)), "b never got a task");
+    let a = setup.spawn("a1", dirs[0].path(), Some("a"));
+    assert!(a.wait_for_line("RESTORED", Duration::from_secs(60)), "a never got a task");
+    std::thread::sleep(Duration::from_secs(4));
+    let seen_by_b = b.lines().len();
+    a.kill();
+    let a = setup.spawn("a2", dirs[0].path(), Some("a"));
+    assert!(a.wait_for_line("STATE Running", Duration::from_secs(60)), "a never came back");
+    assert!(a.wait_for_line("RESTORED", Duration::from_secs(60)), "a did not get its tasks back");
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<String> = b.lines()[seen_by_b..].to_vec();
+    assert!(!after.iter().any(|l| l.contains("Rebalancing")), "b went through a rebalance: {after:?}");
+    let counts = writer.finish();
+    verify_exactly_once(&setup, &counts);
+    assert_eq!(a.stop(), Some(0));
+    assert_eq!(b.stop(), Some(0));
+    setup.cleanup();
+}
+
 fn main() {
     if std::env::var("KSTREAMS_TEST_APP").is_ok() {
         child::run();
         return;
     }
-    let scenarios: [(&str, fn()); 4] = [
+    let scenarios: [(&str, fn()); 5] = [
         ("exactly_once_survives_sigkill", exactly_once_survives_sigkill),
         ("at_least_once_survives_sigkill", at_least_once_survives_sigkill),
         ("scale_out_and_back_in", scale_out_and_back_in),
         ("a_zombie_is_fenced", a_zombie_is_fenced),
+        ("a_static_member_restarts_without_a_rebalance", a_static_member_restarts_without_a_rebalance),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let chosen: Vec<_> = scenarios.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f))).collect();
