@@ -96,6 +96,10 @@ impl Restorer {
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
+        // Changelogs are read start to end: fetch in large chunks (Kafka's default is 1 MiB).
+        if config.get("max.partition.fetch.bytes").is_none() {
+            config.set("max.partition.fetch.bytes", (16 << 20).to_string());
+        }
         // librdkafka's `assign` needs a group id even though this consumer never joins the group nor
         // commits: any fixed id will do.
         if config.get("group.id").is_none() {
@@ -209,7 +213,6 @@ impl Restorer {
             let mut idle = false;
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(msg)) => {
-                    last_progress = Instant::now();
                     last_offset = msg.offset();
                     *position = (*position).max(msg.offset() + 1);
                     match msg.key() {
@@ -236,6 +239,7 @@ impl Restorer {
             let done = *position >= end;
             if batch.len() >= self.batch_size || (done && !batch.is_empty()) {
                 store.restore_batch(&batch)?;
+                last_progress = Instant::now();
                 let n = batch.len() as u64;
                 *restored += n;
                 batch.clear();

@@ -82,6 +82,8 @@ pub(crate) struct ThreadWork {
     assigned: HashSet<(String, i32)>,
     /// Partitions paused because their task has too many records buffered.
     paused: HashSet<(String, i32)>,
+    /// The group has assigned partitions to this thread at least once.
+    joined: bool,
     /// Records processed since the last commit.
     uncommitted: usize,
     /// An error raised inside a rebalance callback, reported by the loop.
@@ -179,6 +181,7 @@ impl ConsumerContext for RebalanceCtx {
                 work.assigned = list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
                 // A new assignment starts unpaused.
                 work.paused.clear();
+                work.joined = true;
                 tracing::info!(thread = work.index, partitions = work.assigned.len(), "partitions assigned");
             }
             Rebalance::Revoke(_) => {}
@@ -292,6 +295,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         tasks: BTreeMap::new(),
         assigned: HashSet::new(),
         paused: HashSet::new(),
+        joined: false,
         uncommitted: 0,
         callback_error: None,
         rebalancing,
@@ -348,7 +352,11 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
             }
             let mut w = lock(&work)?;
             w.process_ready(&consumer)?;
-            w.rebalancing.store(false, Ordering::Relaxed);
+            // Running once the group gave this thread its (possibly empty) assignment and its tasks
+            // exist, restored: the loop creates them before it gets here.
+            if w.joined {
+                w.rebalancing.store(false, Ordering::Relaxed);
+            }
             w.punctuate_wall_clock()?;
             w.check_deliveries()?;
             if w.commit_due() {
