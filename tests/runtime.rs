@@ -55,6 +55,19 @@ fn latest_counts(topic: &str) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// Counts the words of the lines in `input` into `output` (word → count), with the store `counts`.
+fn word_count_topology(input: &str, output: &str, store: Materialized<String, i64>) -> kstreams::topology::Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(input, Consumed::with(Serdes::string(), Serdes::string()))
+        .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w: &String| w.clone(), Default::default())
+        .count(store)
+        .to_stream()
+        .to(output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    builder.build().unwrap()
+}
+
 fn word_count(guarantee: &str) {
     support::require_broker();
     let (input, output) = (support::unique_topic("wc-in"), support::unique_topic("wc-out"));
@@ -66,17 +79,10 @@ fn word_count(guarantee: &str) {
         *expected.entry(word.to_string()).or_default() += 1;
     }
 
-    let builder = StreamsBuilder::new();
-    builder
-        .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
-        .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w: &String| w.clone(), Default::default())
-        .count(Materialized::as_("counts"))
-        .to_stream()
-        .to(&output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    let topology = word_count_topology(&input, &output, Materialized::as_("counts"));
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name("wc");
-    let mut streams = KafkaStreams::new(builder.build().unwrap(), config(&app, guarantee, state_dir.path())).unwrap();
+    let mut streams = KafkaStreams::new(topology, config(&app, guarantee, state_dir.path())).unwrap();
     streams.start().unwrap();
     let done = eventually(Duration::from_secs(90), || latest_counts(&output) == expected);
     let state = streams.state();
@@ -262,18 +268,11 @@ fn metrics_are_served_over_http_with_kafka_streams_names() {
     let (input, output) = (support::unique_topic("m-in"), support::unique_topic("m-out"));
     let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2)]).unwrap();
     support::produce_keyed(&input, (0..50).map(|i| (format!("k{}", i % 5), format!("word{} other", i % 3)))).unwrap();
-    let builder = StreamsBuilder::new();
-    builder
-        .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
-        .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w: &String| w.clone(), Default::default())
-        .count(Materialized::as_("counts"))
-        .to_stream()
-        .to(&output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    let topology = word_count_topology(&input, &output, Materialized::as_("counts"));
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name("metrics");
     let cfg = config(&app, "at_least_once", state_dir.path()).set("metrics.http.address", "127.0.0.1:0");
-    let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+    let mut streams = KafkaStreams::new(topology, cfg).unwrap();
     streams.start().unwrap();
     let address = streams.metrics_address().expect("metrics are served");
     let expected_counts = BTreeMap::from([
@@ -405,18 +404,11 @@ fn a_record_cache_coalesces_updates_between_commits() {
     for w in lines.iter().flat_map(|l| l.split_whitespace()) {
         *expected.entry(w.to_string()).or_default() += 1;
     }
-    let builder = StreamsBuilder::new();
-    builder
-        .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
-        .flat_map_values(|l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w: &String| w.clone(), Default::default())
-        .count(Materialized::as_("counts").with_caching_enabled())
-        .to_stream()
-        .to(&output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    let topology = word_count_topology(&input, &output, Materialized::as_("counts").with_caching_enabled());
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name("cache");
     let cfg = config(&app, "exactly_once_v2", state_dir.path()).set("commit.interval.ms", "1000");
-    let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+    let mut streams = KafkaStreams::new(topology, cfg).unwrap();
     streams.start().unwrap();
     let done = eventually(Duration::from_secs(60), || latest_counts(&output) == expected);
     streams.close(Duration::from_secs(30)).unwrap();

@@ -32,9 +32,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{Direction, IteratorMode, WriteOptions, DB};
 
-use super::{open_db, rocks_err, within, RocksDbResources};
+use super::{changes_batch, open_db, rocks_err, within, RocksDbResources};
 use crate::error::{StateError, StateResult};
 use crate::layers::caching_kv::merge_over;
 use crate::store::{KeyValueBytesStore, KeyValueIter, StateStore};
@@ -166,13 +166,7 @@ impl StateStore for EosKeyValueStore {
     fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
         let db = self.db()?;
         let cf = db.cf_handle(META_CF).ok_or_else(|| self.corrupt("the metadata column family is missing"))?;
-        let mut wb = WriteBatch::default();
-        for (k, v) in &self.pending {
-            match v {
-                Some(v) => wb.put(k, v),
-                None => wb.delete(k),
-            }
-        }
+        let mut wb = changes_batch(&self.pending);
         if let Some(offset) = changelog_offset {
             wb.put_cf(cf, OFFSET_KEY, offset.to_be_bytes());
         }
@@ -199,14 +193,7 @@ impl StateStore for EosKeyValueStore {
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
         let db = self.db()?;
-        let mut wb = WriteBatch::default();
-        for (k, v) in batch {
-            match v {
-                Some(v) => wb.put(k, v),
-                None => wb.delete(k),
-            }
-        }
-        db.write(wb).map_err(rocks_err(&self.name))
+        db.write(changes_batch(batch.iter().map(|(k, v)| (k, v)))).map_err(rocks_err(&self.name))
     }
 }
 

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use rocksdb::{Direction, IteratorMode, DB};
 
-use super::{open_db, rocks_err, within, RocksDbResources};
+use super::{changes_batch, open_db, rocks_err, within, RocksDbResources};
 use crate::error::{StateError, StateResult};
 use crate::store::{KeyValueBytesStore, KeyValueIter, StateStore};
 
@@ -97,14 +97,7 @@ impl StateStore for RocksDbKeyValueStore {
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
         let db = self.db()?;
-        let mut wb = WriteBatch::default();
-        for (k, v) in batch {
-            match v {
-                Some(v) => wb.put(k, v),
-                None => wb.delete(k),
-            }
-        }
-        db.write(wb).map_err(rocks_err(&self.name))
+        db.write(changes_batch(batch.iter().map(|(k, v)| (k, v)))).map_err(rocks_err(&self.name))
     }
 }
 

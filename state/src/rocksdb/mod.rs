@@ -27,7 +27,7 @@ pub use window::RocksDbWindowStore;
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, DB};
 
 use crate::error::{StateError, StateResult};
 
@@ -70,6 +70,18 @@ fn open_existing(path: &Path, opts: &Options) -> Result<DB, rocksdb::Error> {
     };
     let descriptors = cfs.into_iter().map(|cf| ColumnFamilyDescriptor::new(cf, opts.clone()));
     DB::open_cf_descriptors(opts, path, descriptors)
+}
+
+/// A write batch of changelog-format changes (`None` deletes the key), for one atomic write.
+pub(crate) fn changes_batch<'a>(changes: impl IntoIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>) -> WriteBatch {
+    let mut wb = WriteBatch::default();
+    for (k, v) in changes {
+        match v {
+            Some(v) => wb.put(k, v),
+            None => wb.delete(k),
+        }
+    }
+    wb
 }
 
 /// Removes a store folder and everything in it.

@@ -78,6 +78,11 @@ pub(crate) struct ThreadWork {
     metrics: StreamsMetrics,
     /// The thread's name, as a metric label.
     thread_name: String,
+    /// This thread's metric series, looked up once rather than per record.
+    process_latency: prometheus::Histogram,
+    commit_latency: prometheus::Histogram,
+    polls: prometheus::IntCounter,
+    active_tasks: prometheus::IntGauge,
     tasks: BTreeMap<TaskId, TaskEntry>,
     assigned: HashSet<(String, i32)>,
     /// Partitions paused because their task has too many records buffered.
@@ -256,10 +261,10 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         .collect();
     let transactional_id = format!("{}-{process_id}-{index}", config.application_id);
     let skip = config.production_handler == ExceptionHandler::LogAndContinue && !is_eos(&config);
-    let thread_label = format!("{}-StreamThread-{}", config.application_id, index + 1);
+    let thread_name = format!("{}-StreamThread-{}", config.application_id, index + 1);
     let producer_ctx = ProducerCtx {
         deliveries: Default::default(),
-        skip_failed: skip.then(|| metrics.task(&thread_label, "delivery").dropped_records),
+        skip_failed: skip.then(|| metrics.task(&thread_name, "delivery").dropped_records),
     };
     let producer = create_producer(&config, &transactional_id, producer_ctx.clone())?;
     let restorer = Restorer::from_config(config.client_config("restore.consumer."))?.with_listener(restore_listener);
@@ -270,7 +275,6 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         // One record cache per thread, shared by its cached stores (`statestore.cache.max.bytes`).
         cache: usize::try_from(config.cache_max_bytes).ok().filter(|&n| n > 0).map(ThreadCache::new),
     };
-    let thread_name = format!("{}-StreamThread-{}", config.application_id, index + 1);
     let repartition_topics: HashSet<String> = topology
         .internal_topics()
         .into_iter()
@@ -291,6 +295,10 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         global: global.clone(),
         store_options,
         metrics: metrics.clone(),
+        process_latency: metrics.process_latency.with_label_values(&[&thread_name]),
+        commit_latency: metrics.commit_latency.with_label_values(&[&thread_name]),
+        polls: metrics.poll.with_label_values(&[&thread_name]),
+        active_tasks: metrics.active_tasks.with_label_values(&[&thread_name]),
         thread_name,
         tasks: BTreeMap::new(),
         assigned: HashSet::new(),
@@ -338,7 +346,7 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
                 let message = consumer.poll(timeout);
                 timeout = Duration::ZERO;
                 let mut w = lock(&work)?;
-                w.metrics.poll.with_label_values(&[&w.thread_name]).inc();
+                w.polls.inc();
                 if let Some(e) = w.callback_error.take() {
                     return Err(e);
                 }
@@ -427,7 +435,7 @@ impl ThreadWork {
             self.tasks.insert(id, TaskEntry { task, state, next_offsets: HashMap::new(), inputs });
             tracing::info!(thread = self.index, task = %id, "task created");
         }
-        self.metrics.active_tasks.with_label_values(&[&self.thread_name]).set(self.tasks.len() as i64);
+        self.active_tasks.set(self.tasks.len() as i64);
         Ok(())
     }
 
@@ -572,7 +580,7 @@ impl ThreadWork {
             Err(e) => return Err(e),
         }
         entry.task.punctuate_stream_time()?;
-        self.metrics.process_latency.with_label_values(&[&self.thread_name]).observe(started.elapsed().as_secs_f64());
+        self.process_latency.observe(started.elapsed().as_secs_f64());
         entry.next_offsets.insert((record.topic, record.partition), record.offset + 1);
         self.uncommitted += 1;
         Ok(())
@@ -621,7 +629,7 @@ impl ThreadWork {
         let started = Instant::now();
         self.last_commit = started;
         let result = self.commit_inner(consumer);
-        self.metrics.commit_latency.with_label_values(&[&self.thread_name]).observe(started.elapsed().as_secs_f64());
+        self.commit_latency.observe(started.elapsed().as_secs_f64());
         result
     }
 
@@ -777,7 +785,7 @@ impl ThreadWork {
         for (id, entry) in std::mem::take(&mut self.tasks) {
             close_task(id, entry, clean);
         }
-        self.metrics.active_tasks.with_label_values(&[&self.thread_name]).set(0);
+        self.active_tasks.set(0);
     }
 
     /// After a failure: abort the open transaction (its output is discarded) and drop the tasks
