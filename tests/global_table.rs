@@ -286,3 +286,168 @@ fn a_stream_joins_a_global_table_of_all_partitions_which_is_restored_after_a_res
     assert_eq!(output(&app.left), expected_left);
     assert_eq!(global_store_contents(state_dir.path(), &app.id), table);
 }
+
+/// A global table of rates (currency -> i64, big-endian) whose timestamp extractor gives a rate of
+/// 0 the invalid timestamp -1; amounts (currency -> i64) left-joined with it into `out` (amount ×
+/// rate, or -amount without a rate).
+fn rates_topology(rates: &str, amounts: &str, out: &str) -> kstreams::topology::Topology {
+    let builder = StreamsBuilder::new();
+    let consumed = Consumed::with(Serdes::string(), Serdes::i64())
+        .with_timestamp_extractor(|_: &String, rate: &i64, ts: i64, _pt: i64| if *rate == 0 { -1 } else { ts });
+    let table = builder.global_table(rates, consumed, Materialized::as_("rates"));
+    builder
+        .stream(amounts, Consumed::with(Serdes::string(), Serdes::i64()))
+        .left_join_global(&table, |c: &String, _| c.clone(), |a: &i64, r: Option<&i64>| a * r.copied().unwrap_or(-1))
+        .to(out, Produced::with(Serdes::string(), Serdes::i64()));
+    builder.build().unwrap()
+}
+
+fn rates_config(id: &str, state_dir: &Path) -> StreamsConfig {
+    StreamsConfig::new()
+        .set("application.id", id)
+        .set("bootstrap.servers", support::bootstrap())
+        .set("commit.interval.ms", "200")
+        .set("state.dir", state_dir.to_string_lossy())
+}
+
+fn long(v: i64) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+/// Every entry of the global store `rates` on disk, values decoded.
+fn rates_on_disk(state_dir: &Path, app: &str) -> BTreeMap<String, i64> {
+    let path = state_dir.join(app).join("global").join("rocksdb").join("rates");
+    let store = RocksDbKeyValueStore::open("rates", &path, &RocksDbResources::shared_default()).unwrap();
+    store
+        .all()
+        .unwrap()
+        .map(|e| {
+            let (k, v) = e.unwrap();
+            (String::from_utf8(k).unwrap(), i64::from_be_bytes(v.as_slice().try_into().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn poison_records_of_a_global_topic_go_to_the_dead_letter_topic_during_restore_and_updates() {
+    support::require_broker();
+    let (rates, amounts, out, dlq) = (
+        support::unique_topic("gp-rates"),
+        support::unique_topic("gp-amounts"),
+        support::unique_topic("gp-out"),
+        support::unique_topic("gp-dlq"),
+    );
+    let _topics = support::create_topics(&[
+        TopicSpec::new(&rates, 2),
+        TopicSpec::new(&amounts, 1),
+        TopicSpec::new(&out, 1),
+        TopicSpec::new(&dlq, 1),
+    ])
+    .unwrap();
+    // Before the start: `eur` is a poison pill (restoration meets it), `chf` = 0 gets timestamp -1.
+    let before: Vec<(&str, Vec<u8>)> = vec![("usd", long(2)), ("eur", b"not a long".to_vec()), ("chf", long(0))];
+    support::produce_keyed(&rates, before).unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let id = support::unique_name("gp");
+    let cfg = rates_config(&id, state_dir.path())
+        .set("default.deserialization.exception.handler", "dead_letter_queue")
+        .set("errors.dead.letter.queue.topic.name", &dlq);
+    let mut streams = KafkaStreams::new(rates_topology(&rates, &amounts, &out), cfg).unwrap();
+    streams.start().unwrap();
+    // `start` returned after restoration, which flushed its dead-letter record.
+    let dead = support::read_to_end(&dlq, Isolation::ReadUncommitted).unwrap();
+    assert_eq!(dead.iter().map(|r| r.key_str()).collect::<Vec<_>>(), ["eur"]);
+
+    // While running: another poison pill, then a valid `eur`.
+    support::produce_keyed(&rates, [("gbp", b"bad".to_vec()), ("eur", long(3))]).unwrap();
+    let mut n = 0;
+    let updated = eventually(Duration::from_secs(60), || {
+        support::produce_keyed(&amounts, [("eur", long(1))]).unwrap();
+        n += 1;
+        std::thread::sleep(Duration::from_millis(300));
+        support::read_to_end(&out, Isolation::ReadUncommitted).unwrap().iter().any(|r| r.value == Some(long(3)))
+    });
+    assert!(updated, "the valid update after the poison pill never reached the join: {:?}", streams.error());
+    support::produce_keyed(&amounts, [("usd", long(10)), ("chf", long(10))]).unwrap();
+    let joined = eventually(Duration::from_secs(60), || {
+        support::read_to_end(&out, Isolation::ReadUncommitted).map(|r| r.len()).unwrap_or(0) >= n + 2
+    });
+    assert_eq!(streams.state(), State::Running, "the application keeps running: {:?}", streams.error());
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(joined, "not every amount was joined");
+    let results: BTreeMap<String, i64> = support::read_to_end(&out, Isolation::ReadUncommitted)
+        .unwrap()
+        .iter()
+        .filter(|r| r.key_str() != "eur")
+        .map(|r| (r.key_str(), i64::from_be_bytes(r.value.clone().unwrap().try_into().unwrap())))
+        .collect();
+    // usd: 10 × 2; chf was never stored (negative timestamp): -10.
+    assert_eq!(results, BTreeMap::from([("chf".to_string(), -10), ("usd".to_string(), 20)]));
+
+    let dead = support::read_to_end(&dlq, Isolation::ReadUncommitted).unwrap();
+    assert_eq!(dead.iter().map(|r| r.key_str()).collect::<Vec<_>>(), ["eur", "gbp"]);
+    for r in &dead {
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.clone())
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        assert_eq!(header("__streams.errors.topic").as_deref(), Some(rates.as_str()));
+        assert_eq!(header("__streams.errors.exception").as_deref(), Some("DeserializationException"));
+        assert!(header("__streams.errors.partition").is_some() && header("__streams.errors.offset").is_some());
+    }
+    assert_eq!(dead[0].value.as_deref(), Some(&b"not a long"[..]), "the original bytes are kept");
+    assert_eq!(rates_on_disk(state_dir.path(), &id), BTreeMap::from([("eur".to_string(), 3), ("usd".to_string(), 2)]));
+}
+
+#[test]
+fn a_poison_record_met_while_restoring_a_global_table_fails_the_start_under_log_and_fail() {
+    support::require_broker();
+    let (rates, amounts, out) =
+        (support::unique_topic("gf-rates"), support::unique_topic("gf-amounts"), support::unique_topic("gf-out"));
+    let _topics =
+        support::create_topics(&[TopicSpec::new(&rates, 1), TopicSpec::new(&amounts, 1), TopicSpec::new(&out, 1)])
+            .unwrap();
+    support::produce_keyed(&rates, [("usd", long(2)), ("eur", b"not a long".to_vec())]).unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = rates_config(&support::unique_name("gf"), state_dir.path());
+    let mut streams = KafkaStreams::new(rates_topology(&rates, &amounts, &out), cfg).unwrap();
+    let error = streams.start().expect_err("the default handler is log_and_fail").to_string();
+    // The poison pill is at offset 1 of the only partition.
+    assert!(error.contains(&format!("the value of the record at {rates}-0@1")), "{error}");
+    let _ = streams.close(Duration::from_secs(30));
+}
+
+#[test]
+fn poison_records_of_a_global_topic_are_skipped_under_log_and_continue() {
+    support::require_broker();
+    let (rates, amounts, out) =
+        (support::unique_topic("gc-rates"), support::unique_topic("gc-amounts"), support::unique_topic("gc-out"));
+    let _topics =
+        support::create_topics(&[TopicSpec::new(&rates, 1), TopicSpec::new(&amounts, 1), TopicSpec::new(&out, 1)])
+            .unwrap();
+    support::produce_keyed(&rates, [("usd", long(2)), ("eur", b"bad".to_vec()), ("gbp", long(5))]).unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let id = support::unique_name("gc");
+    let cfg = rates_config(&id, state_dir.path()).set("default.deserialization.exception.handler", "log_and_continue");
+    let mut streams = KafkaStreams::new(rates_topology(&rates, &amounts, &out), cfg).unwrap();
+    streams.start().unwrap();
+    support::produce_keyed(&rates, [("usd", b"bad again".to_vec())]).unwrap();
+    support::produce_keyed(&amounts, [("usd", long(10)), ("eur", long(10)), ("gbp", long(10))]).unwrap();
+    let joined = eventually(Duration::from_secs(60), || {
+        support::read_to_end(&out, Isolation::ReadUncommitted).map(|r| r.len()).unwrap_or(0) >= 3
+    });
+    assert_eq!(streams.state(), State::Running, "{:?}", streams.error());
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(joined);
+    let results: Vec<(String, i64)> = support::read_to_end(&out, Isolation::ReadUncommitted)
+        .unwrap()
+        .iter()
+        .map(|r| (r.key_str(), i64::from_be_bytes(r.value.clone().unwrap().try_into().unwrap())))
+        .collect();
+    // The bad usd update was skipped: usd keeps 2; eur was never stored.
+    assert_eq!(results, [("usd".to_string(), 20), ("eur".to_string(), -10), ("gbp".to_string(), 50)]);
+    assert_eq!(rates_on_disk(state_dir.path(), &id), BTreeMap::from([("gbp".to_string(), 5), ("usd".to_string(), 2)]));
+}

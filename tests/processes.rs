@@ -1,11 +1,13 @@
 //! Whole applications as separate processes on the real broker, killed, paused and scaled by the test,
 //! modelled on Kafka's own `streams_eos_test` and `streams_broker_bounce_test`.
 //!
-//! The app under test ([`child`]) reads keyed integers and writes three outputs: `echo` (every input
-//! as is), `sum` and `max` (running sum and maximum per key, each in a logged RocksDB store). The input
+//! The app under test ([`child`]) reads keyed integers and writes four outputs: `echo` (every input
+//! as is), `sum` and `max` (running sum and maximum per key, each in a logged RocksDB key-value store)
+//! and `win` (a count per key and 1 s tumbling window, in a logged RocksDB window store). The input
 //! holds, per key, the values 0, 1, 2, … in order, so the outputs are fully predictable: under
-//! exactly-once each key's committed `echo` is exactly 0..n, its `sum` exactly the prefix sums and its
-//! `max` exactly 0..n again — a lost, duplicated or wrongly restored update breaks the sequence.
+//! exactly-once each key's committed `echo` is exactly 0..n, its `sum` exactly the prefix sums, its
+//! `max` exactly 0..n again, and each of its windows counts exactly 1, 2, … up, the windows' last
+//! counts adding up to n — a lost, duplicated or wrongly restored update breaks the sequence.
 //!
 //! This file has its own `main` (`harness = false`): started with `KSTREAMS_TEST_APP=eos` it *is* the
 //! app; otherwise it runs the scenarios, each of which starts the app as child processes of the
@@ -36,7 +38,7 @@ mod child {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
+    use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder, TimeWindows};
     use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
     use kstreams::serde::Serdes;
     use kstreams::state::RestoreListener;
@@ -72,6 +74,14 @@ mod child {
             .reduce(|a: i32, b: i32| a.max(b), Materialized::as_("max"))
             .to_stream()
             .to(&format!("{prefix}-max"), Produced::with(Serdes::string(), Serdes::nullable(Serdes::i32())));
+        grouped
+            .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(1)))
+            .count(Materialized::as_("win"))
+            .to_stream()
+            .to(
+                &format!("{prefix}-win"),
+                Produced::with(Serdes::time_windowed(Serdes::string(), 1_000), Serdes::nullable(Serdes::i64())),
+            );
         let guarantee = env("GUARANTEE");
         let commit = if guarantee == "exactly_once_v2" { "100" } else { "500" };
         let mut config = StreamsConfig::new()
@@ -134,7 +144,7 @@ impl Setup {
         let app_id = support::unique_name(name);
         let input = format!("{app_id}-data");
         let prefix = app_id.clone();
-        let outputs = ["echo", "sum", "max"].map(|o| format!("{prefix}-{o}"));
+        let outputs = ["echo", "sum", "max", "win"].map(|o| format!("{prefix}-{o}"));
         let mut specs = vec![TopicSpec::new(&input, PARTITIONS)];
         specs.extend(outputs.iter().map(|o| TopicSpec::new(o, PARTITIONS)));
         let topics = support::create_topics(&specs).expect("create topics");
@@ -177,7 +187,8 @@ impl Setup {
     }
 
     fn cleanup(&self) {
-        let internal: Vec<String> = ["sum", "max"].iter().map(|s| format!("{}-{s}-changelog", self.app_id)).collect();
+        let internal: Vec<String> =
+            ["sum", "max", "win"].iter().map(|s| format!("{}-{s}-changelog", self.app_id)).collect();
         let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
     }
 }
@@ -310,7 +321,7 @@ fn random_pause() -> Duration {
     Duration::from_millis(2_000 + u64::from(nanos) % 4_000)
 }
 
-/// Waits until `echo` holds every input value, then checks all three outputs, and that no
+/// Waits until `echo` holds every input value, then checks all four outputs, and that no
 /// transaction is left open on them (last stable offset = high watermark).
 fn verify_exactly_once(setup: &Setup, counts: &[i32]) {
     let total: usize = counts.iter().map(|&n| n as usize).sum();
@@ -318,7 +329,7 @@ fn verify_exactly_once(setup: &Setup, counts: &[i32]) {
     while setup.read("echo").len() < total && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
     }
-    for output in ["echo", "sum", "max"] {
+    for output in ["echo", "sum", "max", "win"] {
         let topic = format!("{}-{output}", setup.prefix);
         support::await_stable(&topic, Duration::from_secs(30)).expect("no open transaction on the outputs");
     }
@@ -339,6 +350,29 @@ fn verify_exactly_once(setup: &Setup, counts: &[i32]) {
                 );
             }
         }
+    }
+    verify_window_counts(&setup.read("win"), counts);
+}
+
+/// Each (key, window) of `win` counts 1, 2, 3, … in offset order, and the windows' last counts of a
+/// key add up to the number of its inputs.
+fn verify_window_counts(records: &[support::Record], counts: &[i32]) {
+    let mut sorted: Vec<&support::Record> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.partition, r.offset));
+    let mut windows: BTreeMap<Vec<u8>, Vec<i64>> = BTreeMap::new();
+    for r in sorted {
+        let count = r.value.as_deref().and_then(|v| <[u8; 8]>::try_from(v).ok()).map_or(i64::MIN, i64::from_be_bytes);
+        windows.entry(r.key.clone().unwrap_or_default()).or_default().push(count);
+    }
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for (key, seq) in &windows {
+        let name = String::from_utf8_lossy(&key[..key.len().saturating_sub(8)]).into_owned();
+        let want: Vec<i64> = (1..=seq.len() as i64).collect();
+        assert_eq!(seq, &want, "`win` counts of {name} in window {:?}", key.get(key.len().saturating_sub(8)..));
+        *totals.entry(name).or_default() += seq.len() as i64;
+    }
+    for (k, &n) in counts.iter().enumerate() {
+        assert_eq!(totals.get(&format!("k{k}")).copied().unwrap_or(0), i64::from(n), "`win` total of k{k}");
     }
 }
 
@@ -376,7 +410,7 @@ fn exactly_once_survives_sigkill() {
         assert!(app.wait_for_line("STATE Running", Duration::from_secs(60)), "app never ran");
         std::thread::sleep(random_pause());
         app.kill();
-        let changelog: u64 = ["sum", "max"]
+        let changelog: u64 = ["sum", "max", "win"]
             .iter()
             .map(|s| {
                 let topic = format!("{}-{s}-changelog", setup.app_id);

@@ -28,6 +28,14 @@ pub const CHECKPOINT_FILE: &str = ".checkpoint";
 const VERSION: &str = "0";
 
 /// Changelog topic-partition → offset to restore from.
+///
+/// ```
+/// use kstreams_state::Checkpoint;
+/// let mut c = Checkpoint::default();
+/// c.set("app-counts-changelog", 0, 42);
+/// let text = c.to_text();
+/// assert_eq!(Checkpoint::parse(&text).unwrap().get("app-counts-changelog", 0), Some(42));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checkpoint {
     offsets: BTreeMap<(String, i32), i64>,

@@ -1,9 +1,28 @@
 //! Errors raised by state stores.
 
 /// Result of a store operation.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::{KeyValueBytesStore, StateResult};
+/// fn count(store: &InMemoryKeyValueStore) -> StateResult<u64> {
+///     store.approximate_num_entries()
+/// }
+/// assert_eq!(count(&InMemoryKeyValueStore::new("s")).unwrap(), 0);
+/// ```
 pub type StateResult<T> = Result<T, StateError>;
 
 /// What went wrong in a state store, with what to do about it.
+///
+/// ```
+/// use kstreams_state::{Checkpoint, StateError};
+/// let dir = std::env::temp_dir().join("kstreams-doc-no-such-dir").join("nested");
+/// let _ = std::fs::remove_dir_all(&dir);
+/// // Reading a checkpoint where none exists is fine; a corrupt one is an error.
+/// assert!(matches!(Checkpoint::read(&dir), Ok(None)));
+/// let e: StateError = StateError::ReadOnly("global".into());
+/// assert!(e.to_string().contains("global"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// RocksDB refused an operation.

@@ -16,6 +16,13 @@ use crate::store::{
 };
 
 /// A store of any shape, with its layers stacked.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::StoreHandle;
+/// let handle = StoreHandle::KeyValue(Box::new(InMemoryKeyValueStore::new("counts")));
+/// assert!(matches!(handle, StoreHandle::KeyValue(_)));
+/// ```
 pub enum StoreHandle {
     /// A key-value store.
     KeyValue(Box<dyn KeyValueBytesStore>),
@@ -77,6 +84,25 @@ pub(crate) fn store_dir(spec: &StoreSpec, ctx: &StoreContext) -> std::path::Path
 }
 
 /// What [`open_store`] returns.
+///
+/// ```
+/// use std::sync::atomic::AtomicI64;
+/// use std::sync::Arc;
+/// use kstreams_state::{open_store, Backend, StoreContext, StoreHandle, StoreSpec};
+/// let dir = tempfile::tempdir().unwrap();
+/// let ctx = StoreContext {
+///     application_id: "app".into(),
+///     task_dir: dir.path().join("0_0"),
+///     partition: 0,
+///     changelog: None,
+///     record_timestamp: Arc::new(AtomicI64::new(0)),
+/// };
+/// let mut spec = StoreSpec::key_value("counts");
+/// spec.backend = Backend::InMemory;
+/// let opened = open_store(&spec, &ctx).unwrap();
+/// assert!(matches!(opened.store, StoreHandle::KeyValue(_)) && opened.fresh);
+/// assert_eq!(opened.changelog_topic, None, "no changelog sink: not logged");
+/// ```
 #[derive(Debug)]
 pub struct OpenedStore {
     /// The store with its layers.
@@ -92,6 +118,13 @@ pub struct OpenedStore {
 }
 
 /// The process- and thread-level resources stores are built with; the defaults suit tests.
+///
+/// ```
+/// use kstreams_state::layers::ThreadCache;
+/// use kstreams_state::StoreOptions;
+/// let options = StoreOptions { cache: Some(ThreadCache::new(10 << 20)), exactly_once: true, ..Default::default() };
+/// assert!(options.rocksdb.is_none(), "the shared default RocksDB memory");
+/// ```
 #[derive(Clone, Default)]
 pub struct StoreOptions {
     /// RocksDB's shared memory; `None` uses [`RocksDbResources::shared_default`].
@@ -100,8 +133,9 @@ pub struct StoreOptions {
     pub cache: Option<Arc<ThreadCache>>,
     /// Store metrics; `None` leaves the metered layer out.
     pub metrics: Option<Arc<StoreMetrics>>,
-    /// The application runs `exactly_once_v2`: RocksDB key-value stores buffer each commit's writes
-    /// and apply them with their changelog offset in one write batch ([`EosKeyValueStore`]).
+    /// The application runs `exactly_once_v2`: RocksDB stores buffer each commit's writes and apply
+    /// them with their changelog offset in one write batch ([`EosKeyValueStore`]; window and session
+    /// stores through `buffer_until_commit`).
     pub exactly_once: bool,
 }
 
@@ -196,7 +230,10 @@ pub fn open_store_with(spec: &StoreSpec, ctx: &StoreContext, opts: &StoreOptions
                     (Box::new(InMemoryWindowStore::new(name, *retention_ms, *retain_duplicates)), true)
                 }
                 Backend::RocksDb => {
-                    let db = RocksDbWindowStore::open(name, &path, *retention_ms, *retain_duplicates, &resources)?;
+                    let mut db = RocksDbWindowStore::open(name, &path, *retention_ms, *retain_duplicates, &resources)?;
+                    if opts.exactly_once {
+                        db = db.buffer_until_commit()?;
+                    }
                     let fresh = db.was_fresh();
                     (Box::new(db), fresh)
                 }
@@ -217,7 +254,10 @@ pub fn open_store_with(spec: &StoreSpec, ctx: &StoreContext, opts: &StoreOptions
             let (mut s, fresh): (Box<dyn SessionBytesStore>, bool) = match spec.backend {
                 Backend::InMemory => (Box::new(InMemorySessionStore::new(name, *retention_ms)), true),
                 Backend::RocksDb => {
-                    let db = RocksDbSessionStore::open(name, &path, *retention_ms, &resources)?;
+                    let mut db = RocksDbSessionStore::open(name, &path, *retention_ms, &resources)?;
+                    if opts.exactly_once {
+                        db = db.buffer_until_commit()?;
+                    }
                     let fresh = db.was_fresh();
                     (Box::new(db), fresh)
                 }

@@ -24,6 +24,22 @@ use crate::error::{StateError, StateResult};
 use crate::store::StateStore;
 
 /// Hooks called while a store restores, like Kafka Streams' `StateRestoreListener`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use kstreams_state::RestoreListener;
+/// /// Counts restored records.
+/// #[derive(Default)]
+/// struct Progress(AtomicU64);
+/// impl RestoreListener for Progress {
+///     fn on_batch_restored(&self, _topic: &str, _partition: i32, _store: &str, _end: i64, n: u64) {
+///         self.0.fetch_add(n, Ordering::Relaxed);
+///     }
+/// }
+/// let p = Progress::default();
+/// p.on_batch_restored("app-counts-changelog", 0, "counts", 99, 100);
+/// assert_eq!(p.0.load(Ordering::Relaxed), 100);
+/// ```
 pub trait RestoreListener: Send + Sync {
     /// Restoration of `store` from `topic`/`partition` starts at `start_offset`; `end_offset` is where
     /// it will stop.
@@ -41,6 +57,15 @@ pub trait RestoreListener: Send + Sync {
 }
 
 /// What one restoration did.
+///
+/// ```no_run
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::Restorer;
+/// let restorer = Restorer::new("127.0.0.1:9092").unwrap();
+/// let mut store = InMemoryKeyValueStore::new("counts");
+/// let outcome = restorer.restore(&mut store, "app-counts-changelog", 0, Some(100)).unwrap();
+/// assert!(outcome.next_offset >= 100);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestoreOutcome {
     /// Changelog records applied to the store.

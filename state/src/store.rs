@@ -14,12 +14,42 @@ use std::sync::Arc;
 use crate::error::StateResult;
 
 /// A key and a value, as bytes.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::store::{KeyValueBytes, KeyValueBytesStore};
+/// let mut store = InMemoryKeyValueStore::new("s");
+/// store.put(b"k", Some(b"v")).unwrap();
+/// let entries: Vec<KeyValueBytes> = store.all().unwrap().collect::<Result<_, _>>().unwrap();
+/// assert_eq!(entries, [(b"k".to_vec(), b"v".to_vec())]);
+/// ```
 pub type KeyValueBytes = (Vec<u8>, Vec<u8>);
 
 /// An iterator over key-value pairs of a store, in key order.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::store::{KeyValueBytesStore, KeyValueIter};
+/// let mut store = InMemoryKeyValueStore::new("s");
+/// for k in [b"a", b"b", b"c"] {
+///     store.put(k, Some(b"1")).unwrap();
+/// }
+/// let from_b: KeyValueIter<'_> = store.range(Some(b"b"), None).unwrap();
+/// assert_eq!(from_b.count(), 2);
+/// ```
 pub type KeyValueIter<'a> = Box<dyn Iterator<Item = StateResult<KeyValueBytes>> + 'a>;
 
 /// What every store is, whatever its shape.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::{KeyValueBytesStore, StateStore};
+/// let mut store = InMemoryKeyValueStore::new("counts");
+/// assert_eq!((store.name(), store.persistent()), ("counts", false));
+/// store.restore_batch(&[(b"k".to_vec(), Some(b"1".to_vec())), (b"k".to_vec(), None)]).unwrap();
+/// assert_eq!(store.get(b"k").unwrap(), None, "the tombstone came last");
+/// store.close().unwrap();
+/// ```
 pub trait StateStore: Send {
     /// The store's name, unique within a topology.
     fn name(&self) -> &str;
@@ -48,6 +78,17 @@ pub trait StateStore: Send {
 }
 
 /// A key-value store over bytes.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::KeyValueBytesStore;
+/// let mut store = InMemoryKeyValueStore::new("s");
+/// store.put(b"user:1", Some(b"ann")).unwrap();
+/// store.put(b"user:2", Some(b"bob")).unwrap();
+/// assert_eq!(store.put_if_absent(b"user:1", b"zoe").unwrap(), Some(b"ann".to_vec()));
+/// assert_eq!(store.prefix_scan(b"user:").unwrap().count(), 2);
+/// assert_eq!(store.delete(b"user:2").unwrap(), Some(b"bob".to_vec()));
+/// ```
 pub trait KeyValueBytesStore: StateStore {
     /// The value stored under `key`.
     fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>>;
@@ -82,6 +123,15 @@ pub trait KeyValueBytesStore: StateStore {
 }
 
 /// One entry of a window store.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryWindowStore;
+/// use kstreams_state::{WindowBytesStore, WindowEntry};
+/// let mut store = InMemoryWindowStore::new("w", 60_000, false);
+/// store.put(b"k", Some(b"1"), 0).unwrap();
+/// let all: Vec<WindowEntry> = store.all().unwrap();
+/// assert_eq!((all[0].key.as_slice(), all[0].window_start), (&b"k"[..], 0));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowEntry {
     /// The record key.
@@ -93,6 +143,16 @@ pub struct WindowEntry {
 }
 
 /// A store of values per (key, window start), with time-based retention.
+///
+/// ```
+/// use kstreams_state::memory::InMemoryWindowStore;
+/// use kstreams_state::WindowBytesStore;
+/// let mut store = InMemoryWindowStore::new("w", 60_000, false);
+/// store.put(b"k", Some(b"a"), 0).unwrap();
+/// store.put(b"k", Some(b"b"), 10_000).unwrap();
+/// assert_eq!(store.fetch(b"k", 10_000).unwrap(), Some(b"b".to_vec()));
+/// assert_eq!(store.fetch_range(b"k", 0, 20_000).unwrap().len(), 2);
+/// ```
 pub trait WindowBytesStore: StateStore {
     /// Stores `value` for `key` in the window starting at `window_start`; `None` deletes it. Returns
     /// `false` when the window is already past retention (the write is dropped, as in Kafka Streams).
@@ -113,6 +173,12 @@ pub trait WindowBytesStore: StateStore {
 }
 
 /// A session window: a key's activity from `start` to `end` (inclusive), in milliseconds.
+///
+/// ```
+/// use kstreams_state::SessionWindow;
+/// let w = SessionWindow { start: 1_000, end: 4_000 };
+/// assert_eq!(w.end - w.start, 3_000);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionWindow {
     /// First record's timestamp.
@@ -122,6 +188,15 @@ pub struct SessionWindow {
 }
 
 /// A store of sessions per key.
+///
+/// ```
+/// use kstreams_state::memory::InMemorySessionStore;
+/// use kstreams_state::{SessionBytesStore, SessionWindow};
+/// let mut store = InMemorySessionStore::new("s", 60_000);
+/// store.put(b"k", SessionWindow { start: 0, end: 5 }, Some(b"2")).unwrap();
+/// // A record at 8 with a 5 ms gap could merge with sessions ending at 3 or later, starting by 13.
+/// assert_eq!(store.find_sessions(b"k", 3, 13).unwrap().len(), 1);
+/// ```
 pub trait SessionBytesStore: StateStore {
     /// Sessions of `key` with `end >= earliest_session_end` and `start <= latest_session_start`: the
     /// sessions a new record could merge with. Ordered by start.
@@ -149,12 +224,35 @@ pub trait SessionBytesStore: StateStore {
 
 /// Where a change-logged store sends its changes. The runtime implements it with its producer (inside
 /// the task's transaction under exactly-once); the topology test driver records them.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use kstreams_state::{ChangelogRecord, ChangelogSink, StateResult};
+/// /// Keeps the changes in memory.
+/// #[derive(Default)]
+/// struct Changes(Mutex<Vec<(String, Vec<u8>)>>);
+/// impl ChangelogSink for Changes {
+///     fn send(&self, record: ChangelogRecord<'_>) -> StateResult<()> {
+///         self.0.lock().unwrap().push((record.topic.to_string(), record.key.to_vec()));
+///         Ok(())
+///     }
+/// }
+/// let sink = Changes::default();
+/// sink.send(ChangelogRecord { topic: "app-s-changelog", partition: 0, key: b"k", value: None, timestamp: 1 }).unwrap();
+/// assert_eq!(sink.0.lock().unwrap().len(), 1);
+/// ```
 pub trait ChangelogSink: Send + Sync {
     /// Sends one change of `store` to its changelog partition.
     fn send(&self, record: ChangelogRecord<'_>) -> StateResult<()>;
 }
 
 /// One change on its way to a changelog topic.
+///
+/// ```
+/// use kstreams_state::ChangelogRecord;
+/// let tombstone = ChangelogRecord { topic: "app-s-changelog", partition: 2, key: b"k", value: None, timestamp: 7 };
+/// assert!(tombstone.value.is_none());
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ChangelogRecord<'a> {
     /// The changelog topic (`<application.id>-<store>-changelog`).
@@ -170,6 +268,13 @@ pub struct ChangelogRecord<'a> {
 }
 
 /// The shape of a store.
+///
+/// ```
+/// use kstreams_state::StoreKind;
+/// let window = StoreKind::Window { retention_ms: 86_400_000, window_size_ms: 60_000, retain_duplicates: false };
+/// assert_eq!(window.retention_ms(), Some(86_400_000));
+/// assert_eq!(StoreKind::KeyValue.retention_ms(), None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// A key-value store.
@@ -206,6 +311,13 @@ impl StoreKind {
 pub const CHANGELOG_ADDITIONAL_RETENTION_MS: i64 = 86_400_000;
 
 /// Where a store keeps its data.
+///
+/// ```
+/// use kstreams_state::{Backend, StoreSpec};
+/// let mut spec = StoreSpec::key_value("counts");
+/// assert_eq!(spec.backend, Backend::RocksDb);
+/// spec.backend = Backend::InMemory;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
     /// RocksDB under the task's state directory (the default).
@@ -218,6 +330,13 @@ pub enum Backend {
 /// Everything needed to build a store's layer stack: what [`Materialized`] boils down to.
 ///
 /// [`Materialized`]: https://docs.rs/kstreams
+///
+/// ```
+/// use kstreams_state::StoreSpec;
+/// let spec = StoreSpec::key_value("counts");
+/// assert_eq!(spec.changelog_topic("word-count"), "word-count-counts-changelog");
+/// assert!(spec.logging && spec.caching);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSpec {
     /// The store name (also names the changelog topic).
@@ -286,6 +405,24 @@ impl StoreSpec {
 }
 
 /// Where and for which task a store is opened.
+///
+/// ```
+/// use std::sync::atomic::AtomicI64;
+/// use std::sync::Arc;
+/// use kstreams_state::{open_store, StoreContext, StoreSpec};
+/// let dir = tempfile::tempdir().unwrap();
+/// let ctx = StoreContext {
+///     application_id: "app".into(),
+///     task_dir: dir.path().join("0_0"),
+///     partition: 0,
+///     changelog: None, // no logging
+///     record_timestamp: Arc::new(AtomicI64::new(0)),
+/// };
+/// let mut spec = StoreSpec::key_value("counts");
+/// spec.backend = kstreams_state::Backend::InMemory;
+/// let opened = open_store(&spec, &ctx).unwrap();
+/// assert!(opened.fresh);
+/// ```
 #[derive(Clone)]
 pub struct StoreContext {
     /// `application.id`.

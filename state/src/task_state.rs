@@ -7,7 +7,7 @@
 //! - a store that starts empty (in memory, new, or wiped because its files were damaged) restores
 //!   from the beginning of its changelog;
 //! - a persistent store that kept its data restores from the offset it recorded itself
-//!   ([`StateStore::committed_offset`], the exactly-once RocksDB store) or else from the task's
+//!   ([`StateStore::committed_offset`], the exactly-once RocksDB stores) or else from the task's
 //!   `.checkpoint` file, so only the changelog tail is read;
 //! - a persistent store with data but no known offset was left by a crash in the middle of a commit
 //!   interval: its contents may hold writes whose transaction never committed, so it is wiped (with a
@@ -15,9 +15,9 @@
 //!
 //! Checkpoints: under `at_least_once` the checkpoint is written after every commit. Under
 //! `exactly_once_v2` it is read and then deleted when the task opens, and written again only by a clean
-//! close: a checkpoint on disk then always means "the store is at a committed point". Stores that
-//! record their offset with their data (key-value stores on RocksDB) need no checkpoint and survive a
-//! crash without a wipe; the others are rebuilt after one, as in Kafka Streams.
+//! close: a checkpoint on disk then always means "the store is at a committed point". RocksDB stores
+//! (key-value, window and session) record their offset with their data under exactly-once, so they
+//! need no checkpoint and survive a crash without a wipe; only the changelog tail is replayed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

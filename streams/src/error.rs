@@ -4,12 +4,36 @@ use crate::serde::SerdeError;
 use kstreams_state::StateError;
 
 /// Result of a kstreams operation.
+///
+/// ```
+/// use kstreams_streams::dsl::StreamsBuilder;
+/// fn build() -> kstreams_streams::Result<kstreams_streams::topology::Topology> {
+///     StreamsBuilder::new().build()
+/// }
+/// assert!(build().is_err(), "an empty topology does not validate");
+/// ```
 pub type Result<T, E = StreamsError> = std::result::Result<T, E>;
 
 /// A boxed error from user code.
+///
+/// ```
+/// use kstreams_streams::error::BoxError;
+/// let e: BoxError = "not a number".into();
+/// assert_eq!(e.to_string(), "not a number");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong, and what to do about it.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::StreamsError;
+/// let builder = StreamsBuilder::new();
+/// // A value type with no default serde, and none given.
+/// builder.stream::<String, std::time::Duration>("in", Consumed::default()).to("out", Produced::default());
+/// let err = builder.build().err().unwrap();
+/// assert!(matches!(err, StreamsError::Topology(ref why) if why.contains("no serde")));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum StreamsError {
     /// A configuration setting is missing or invalid.

@@ -1,6 +1,12 @@
 //! Record headers.
 
 /// One record header: a name and an optional value, as in Kafka.
+///
+/// ```
+/// use kstreams_streams::header::Header;
+/// let h = Header { key: "trace-id".into(), value: Some(b"42".to_vec()) };
+/// assert_eq!(h.value.as_deref(), Some(&b"42"[..]));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The header name.

@@ -90,6 +90,12 @@ pub trait Partitioner: Send + Sync + 'static {
 
 /// Kafka's default: murmur2 of the key bytes ([`default_partition`]); records with a null key, or a
 /// topic reported with no partitions, are left to the producer (`None`).
+///
+/// ```
+/// use kstreams_streams::partitioner::{default_partition, DefaultPartitioner, Partitioner};
+/// assert_eq!(DefaultPartitioner.partition("t", Some(b"key"), None, 6), Some(default_partition(b"key", 6)));
+/// assert_eq!(DefaultPartitioner.partition("t", None, Some(b"v"), 6), None, "the producer picks");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DefaultPartitioner;
 

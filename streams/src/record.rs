@@ -51,6 +51,21 @@ impl<K, V> Record<K, V> {
 }
 
 /// Where the record being processed came from.
+///
+/// ```
+/// use kstreams_streams::error::Result;
+/// use kstreams_streams::processor::{Processor, ProcessorContext};
+/// use kstreams_streams::record::Record;
+/// /// Tags each value with where it was read.
+/// struct Origin;
+/// impl Processor<String, String> for Origin {
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+///         let origin = ctx.record_metadata().map(|m| format!("{}-{}@{}", m.topic, m.partition, m.offset));
+///         let value = format!("{} from {}", r.value, origin.unwrap_or_default());
+///         ctx.forward(r.with_value(value))
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     /// Source topic.
@@ -62,6 +77,15 @@ pub struct RecordMetadata {
 }
 
 /// What a key or value type must be to flow through a topology: owned, cloneable and thread-safe.
+///
+/// ```
+/// use kstreams_streams::record::Data;
+/// #[derive(Clone)]
+/// struct Order { id: u64, amount: i64 }
+/// fn assert_data<T: Data>() {}
+/// assert_data::<Order>(); // any owned `Clone + Send + Sync + 'static` type is `Data`
+/// assert_data::<(String, Option<i64>)>();
+/// ```
 pub trait Data: Clone + Send + Sync + 'static {}
 impl<T: Clone + Send + Sync + 'static> Data for T {}
 

@@ -48,6 +48,17 @@ use crate::topology::Topology;
 use crate::windowed::Windowed;
 
 /// Settings of a [`TopologyTestDriver`].
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
+/// let builder = StreamsBuilder::new();
+/// builder.stream("in", Consumed::with(Serdes::string(), Serdes::i64())).to("out", Produced::default());
+/// let config = TestDriverConfig::new("app").partitions("in", 4).partitions("out", 4).wall_clock_ms(1_000);
+/// let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+/// assert_eq!(driver.tasks().len(), 4);
+/// ```
 #[derive(Debug, Clone)]
 pub struct TestDriverConfig {
     application_id: String,
@@ -85,6 +96,18 @@ impl TestDriverConfig {
 }
 
 /// A record written by the topology, as the driver captured it.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
+/// let builder = StreamsBuilder::new();
+/// builder.stream("in", Consumed::with(Serdes::string(), Serdes::string())).to("out", Produced::default());
+/// let driver = TopologyTestDriver::new(builder.build().unwrap(), TestDriverConfig::new("app")).unwrap();
+/// driver.input_topic("in", Serdes::string(), Serdes::string()).pipe("k".into(), "v".into(), 5).unwrap();
+/// let produced = driver.produced_to("out");
+/// assert_eq!((produced[0].value.as_deref(), produced[0].timestamp), (Some(&b"v"[..]), 5));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducedRecord {
     /// The topic (internal topics carry the application id).
@@ -193,6 +216,21 @@ struct Inner {
 }
 
 /// Runs a [`Topology`] without a broker. See the [module docs](self).
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by_key(Grouped::default())
+///     .count(Materialized::as_("clicks"));
+/// let driver = TopologyTestDriver::new(builder.build().unwrap(), TestDriverConfig::new("app")).unwrap();
+/// let clicks = driver.input_topic("clicks", Serdes::string(), Serdes::string());
+/// clicks.pipe_all([("ann".to_string(), "/".to_string(), 1), ("ann".to_string(), "/a".to_string(), 2)]).unwrap();
+/// assert_eq!(driver.key_value_store_entries::<String, i64>("clicks").unwrap(), [("ann".to_string(), 2)]);
+/// ```
 pub struct TopologyTestDriver {
     inner: Rc<RefCell<Inner>>,
 }
@@ -386,9 +424,11 @@ impl TopologyTestDriver {
         Ok(all)
     }
 
-    /// Records dropped by all tasks (late or invalid timestamps, …).
+    /// Records dropped by all tasks (late or invalid timestamps, …) and by the global stores (no key,
+    /// or a negative timestamp from the `Consumed`'s extractor).
     pub fn dropped_records(&self) -> u64 {
-        self.inner.borrow().tasks.values().map(StreamTask::dropped_records).sum()
+        let inner = self.inner.borrow();
+        inner.tasks.values().map(StreamTask::dropped_records).sum::<u64>() + inner.global.dropped_records()
     }
 
     /// The tasks the driver runs.
@@ -490,6 +530,21 @@ impl Inner {
 }
 
 /// Pipes typed records into one input topic of a [`TopologyTestDriver`].
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::record::Record;
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
+/// let builder = StreamsBuilder::new();
+/// builder.stream("in", Consumed::with(Serdes::string(), Serdes::i64())).to("out", Produced::default());
+/// let driver = TopologyTestDriver::new(builder.build().unwrap(), TestDriverConfig::new("app")).unwrap();
+/// let input = driver.input_topic("in", Serdes::string(), Serdes::i64());
+/// input.pipe("a".into(), 1, 10).unwrap();
+/// input.pipe_record(Record::new("b".to_string(), 2, 11)).unwrap();
+/// assert!(input.pipe_bytes(Some(b"c".to_vec()), Some(b"no".to_vec()), 12, Headers::new()).is_err()); // not an i64
+/// ```
 pub struct TestInputTopic<K, V> {
     inner: Rc<RefCell<Inner>>,
     topic: String,
@@ -545,6 +600,19 @@ impl<K: Data, V: Data> TestInputTopic<K, V> {
 }
 
 /// Reads the typed records a [`TopologyTestDriver`] wrote to one topic, oldest first.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
+/// let builder = StreamsBuilder::new();
+/// builder.stream("in", Consumed::with(Serdes::string(), Serdes::i64())).to("out", Produced::default());
+/// let driver = TopologyTestDriver::new(builder.build().unwrap(), TestDriverConfig::new("app")).unwrap();
+/// driver.input_topic("in", Serdes::string(), Serdes::i64()).pipe("a".into(), 1, 10).unwrap();
+/// let out = driver.output_topic("out", Serdes::string(), Serdes::i64());
+/// assert_eq!(out.read_key_values_with_time().unwrap(), [("a".to_string(), 1, 10)]);
+/// assert!(out.is_empty(), "reading consumes");
+/// ```
 pub struct TestOutputTopic<K, V> {
     inner: Rc<RefCell<Inner>>,
     topic: String,

@@ -123,6 +123,46 @@ fn a_record_of_the_global_topic_that_does_not_deserialize_is_an_error_and_is_not
 }
 
 #[test]
+fn the_consumed_timestamp_extractor_sees_every_global_record_and_a_negative_timestamp_drops_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, i64, i64)>>> = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (log, count) = (seen.clone(), calls.clone());
+    // The rate's event time is its value times 1000; a rate of 0 gets -1, an invalid timestamp.
+    let extractor = move |k: &String, v: &i64, ts: i64, _pt: i64| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let extracted = if *v == 0 { -1 } else { v * 1000 };
+        log.lock().unwrap().push((k.clone(), ts, extracted));
+        extracted
+    };
+    let b = StreamsBuilder::new();
+    let rates = b.global_table(
+        "rates",
+        Consumed::with(Serdes::string(), Serdes::i64()).with_timestamp_extractor(extractor),
+        Materialized::as_("rates"),
+    );
+    b.stream("amounts", Consumed::with(Serdes::string(), Serdes::i64()))
+        .left_join_global(&rates, |c: &String, _| c.clone(), |a: &i64, r: Option<&i64>| a * r.copied().unwrap_or(-1))
+        .to("converted", Produced::default());
+    let d = TopologyTestDriver::new(b.build().unwrap(), TestDriverConfig::new("app")).unwrap();
+    let input = d.input_topic("rates", Serdes::string(), Serdes::i64());
+    input.pipe(s("usd"), 2, 10).unwrap();
+    input.pipe(s("eur"), 0, 11).unwrap(); // extracted -1: dropped, not stored
+    input.pipe(s("gbp"), 3, 12).unwrap();
+    // A tombstone does not reach the extractor (it has no value) and deletes with its own timestamp.
+    input.pipe_bytes(Some(b"gbp".to_vec()), None, 13, Headers::new()).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(*seen.lock().unwrap(), vec![(s("usd"), 10, 2000), (s("eur"), 11, -1), (s("gbp"), 12, 3000)]);
+    assert_eq!(d.key_value_store_entries::<String, i64>("rates").unwrap(), vec![(s("usd"), 2)]);
+    assert_eq!(d.dropped_records(), 1);
+    let amounts = d.input_topic("amounts", Serdes::string(), Serdes::i64());
+    amounts.pipe_all([(s("usd"), 5, 20), (s("eur"), 5, 21)]).unwrap();
+    let out = d.output_topic("converted", Serdes::string(), Serdes::i64()).read_key_values().unwrap();
+    assert_eq!(out, vec![(s("usd"), 10), (s("eur"), -5)]);
+}
+
+#[test]
 fn a_key_selector_may_map_to_another_key_type_from_key_and_value() {
     let b = StreamsBuilder::new();
     // country number -> country name
@@ -255,9 +295,9 @@ fn a_global_table_needs_no_repartition_nor_copartitioning_and_is_described_apart
         Processor: KTABLE-SOURCE-0000000001 (stores: [products])\n      --> none\n      <-- KSTREAM-SOURCE-0000000000\n  \
         Sub-topology: 1\n    \
         Source: KSTREAM-SOURCE-0000000002 (topics: [orders])\n      --> KSTREAM-MAP-0000000003\n    \
-        Processor: KSTREAM-MAP-0000000003 (stores: [])\n      --> KSTREAM-JOIN-0000000004\n      <-- KSTREAM-SOURCE-0000000002\n    \
-        Processor: KSTREAM-JOIN-0000000004 (stores: [])\n      --> KSTREAM-SINK-0000000005\n      <-- KSTREAM-MAP-0000000003\n    \
-        Sink: KSTREAM-SINK-0000000005 (topic: out)\n      <-- KSTREAM-JOIN-0000000004\n\n";
+        Processor: KSTREAM-MAP-0000000003 (stores: [])\n      --> KSTREAM-LEFTJOIN-0000000004\n      <-- KSTREAM-SOURCE-0000000002\n    \
+        Processor: KSTREAM-LEFTJOIN-0000000004 (stores: [])\n      --> KSTREAM-SINK-0000000005\n      <-- KSTREAM-MAP-0000000003\n    \
+        Sink: KSTREAM-SINK-0000000005 (topic: out)\n      <-- KSTREAM-LEFTJOIN-0000000004\n\n";
     assert_eq!(topology.describe().to_string(), expected);
     let mermaid = topology.describe().to_mermaid();
     assert!(mermaid.contains("Sub-topology 0 (global store)"), "{mermaid}");

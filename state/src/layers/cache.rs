@@ -15,6 +15,12 @@ use std::sync::{Arc, Mutex};
 /// Keys use the changelog layout of the store: the record key for key-value stores,
 /// [`encode_window_key`](crate::keys::encode_window_key)`(key, start, 0)` for window stores and
 /// [`encode_session_key`](crate::keys::encode_session_key) for session stores.
+///
+/// ```
+/// use kstreams_state::DirtyEntry;
+/// let delete = DirtyEntry { key: b"k".to_vec(), new_value: None, old_value: Some(b"1".to_vec()), timestamp: 5 };
+/// assert!(delete.new_value.is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirtyEntry {
     /// The key, in the store's changelog layout.
@@ -30,6 +36,15 @@ pub struct DirtyEntry {
 /// Where a cached store queues its [`DirtyEntry`]s. The owning task drains it after each processed
 /// record and on commit (`std::mem::take(&mut *queue.lock()?)`); the store only pushes to it, so the
 /// task can drain it while it holds the store.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use kstreams_state::{DirtyEntry, DirtyQueue};
+/// let queue: DirtyQueue = Arc::new(Mutex::new(Vec::new()));
+/// queue.lock().unwrap().push(DirtyEntry { key: b"k".to_vec(), new_value: None, old_value: None, timestamp: 0 });
+/// let drained: Vec<DirtyEntry> = std::mem::take(&mut *queue.lock().unwrap());
+/// assert_eq!(drained.len(), 1);
+/// ```
 pub type DirtyQueue = Arc<Mutex<Vec<DirtyEntry>>>;
 
 /// The byte budget of the record caches of one stream thread.

@@ -69,23 +69,6 @@ impl CachingKeyValueStore {
         Ok(())
     }
 
-    fn maybe_evict(&mut self) -> StateResult<()> {
-        loop {
-            let evicted = {
-                let mut cache = self.cache.borrow_mut();
-                if !cache.should_evict() {
-                    return Ok(());
-                }
-                cache.evict_lru()
-            };
-            match evicted {
-                Some((key, entry)) if entry.dirty => self.write_down(key, entry)?,
-                Some(_) => {}
-                None => return Ok(()),
-            }
-        }
-    }
-
     fn merged<'a>(&'a self, cached: Vec<(Vec<u8>, Option<Vec<u8>>)>, below: KeyValueIter<'a>) -> KeyValueIter<'a> {
         merge_over(cached, below)
     }
@@ -132,47 +115,7 @@ impl Iterator for Merge<'_> {
     }
 }
 
-impl StateStore for CachingKeyValueStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-
-    fn flush(&mut self) -> StateResult<()> {
-        let dirty = self.cache.borrow_mut().take_dirty();
-        for (key, entry) in dirty {
-            self.write_down(key, entry)?;
-        }
-        self.inner.flush()
-    }
-
-    fn close(&mut self) -> StateResult<()> {
-        let flushed = self.flush();
-        self.cache.borrow_mut().clear();
-        let closed = self.inner.close();
-        flushed.and(closed)
-    }
-
-    fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
-        self.cache.borrow_mut().clear();
-        self.inner.restore_batch(batch)
-    }
-
-    fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
-        let dirty = self.cache.borrow_mut().take_dirty();
-        for (key, entry) in dirty {
-            self.write_down(key, entry)?;
-        }
-        self.inner.commit(changelog_offset)
-    }
-
-    fn committed_offset(&self) -> StateResult<Option<i64>> {
-        self.inner.committed_offset()
-    }
-}
+caching_layer!(CachingKeyValueStore);
 
 impl KeyValueBytesStore for CachingKeyValueStore {
     fn get(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {

@@ -14,6 +14,24 @@ use crate::store::{SessionBytesStore, SessionWindow, StateStore};
 /// Caches a session store's writes in the thread's record cache (see
 /// [`CachingKeyValueStore`](super::CachingKeyValueStore) for the flush and eviction rules).
 /// Queued keys are [`encode_session_key`]`(key, window)`.
+///
+/// ```
+/// use std::sync::atomic::AtomicI64;
+/// use std::sync::{Arc, Mutex};
+/// use kstreams_state::layers::{CachingSessionStore, ThreadCache};
+/// use kstreams_state::memory::InMemorySessionStore;
+/// use kstreams_state::store::{SessionBytesStore, SessionWindow, StateStore};
+/// let queue = Arc::new(Mutex::new(Vec::new()));
+/// let mut store = CachingSessionStore::new(
+///     Box::new(InMemorySessionStore::new("sessions", 60_000)),
+///     ThreadCache::new(1 << 20),
+///     queue.clone(),
+///     Arc::new(AtomicI64::new(0)),
+/// );
+/// store.put(b"k", SessionWindow { start: 0, end: 0 }, Some(b"1")).unwrap();
+/// store.flush().unwrap();
+/// assert_eq!(queue.lock().unwrap().len(), 1);
+/// ```
 pub struct CachingSessionStore {
     inner: Box<dyn SessionBytesStore>,
     cache: RefCell<NamedCache>,
@@ -64,69 +82,12 @@ impl CachingSessionStore {
         Ok(())
     }
 
-    fn maybe_evict(&mut self) -> StateResult<()> {
-        loop {
-            let evicted = {
-                let mut cache = self.cache.borrow_mut();
-                if !cache.should_evict() {
-                    return Ok(());
-                }
-                cache.evict_lru()
-            };
-            match evicted {
-                Some((key, entry)) if entry.dirty => self.write_down(key, entry)?,
-                Some(_) => {}
-                None => return Ok(()),
-            }
-        }
-    }
-
     fn live(&self, end: i64) -> bool {
         !expired(end, self.inner.retention_ms(), self.observed_stream_time)
     }
 }
 
-impl StateStore for CachingSessionStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-
-    fn flush(&mut self) -> StateResult<()> {
-        let dirty = self.cache.borrow_mut().take_dirty();
-        for (key, entry) in dirty {
-            self.write_down(key, entry)?;
-        }
-        self.inner.flush()
-    }
-
-    fn close(&mut self) -> StateResult<()> {
-        let flushed = self.flush();
-        self.cache.borrow_mut().clear();
-        let closed = self.inner.close();
-        flushed.and(closed)
-    }
-
-    fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
-        self.cache.borrow_mut().clear();
-        self.inner.restore_batch(batch)
-    }
-
-    fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
-        let dirty = self.cache.borrow_mut().take_dirty();
-        for (key, entry) in dirty {
-            self.write_down(key, entry)?;
-        }
-        self.inner.commit(changelog_offset)
-    }
-
-    fn committed_offset(&self) -> StateResult<Option<i64>> {
-        self.inner.committed_offset()
-    }
-}
+caching_layer!(CachingSessionStore);
 
 impl SessionBytesStore for CachingSessionStore {
     fn find_sessions(

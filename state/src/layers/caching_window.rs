@@ -16,6 +16,25 @@ use crate::store::{StateStore, WindowBytesStore, WindowEntry};
 ///
 /// Not for stores that retain duplicates: as in Kafka Streams, those are never cached (coalescing
 /// would lose the duplicates). Queued keys are `encode_window_key(key, start, 0)`.
+///
+/// ```
+/// use std::sync::atomic::AtomicI64;
+/// use std::sync::{Arc, Mutex};
+/// use kstreams_state::layers::{CachingWindowStore, ThreadCache};
+/// use kstreams_state::memory::InMemoryWindowStore;
+/// use kstreams_state::store::{StateStore, WindowBytesStore};
+/// let queue = Arc::new(Mutex::new(Vec::new()));
+/// let mut store = CachingWindowStore::new(
+///     Box::new(InMemoryWindowStore::new("per-minute", 600_000, false)),
+///     ThreadCache::new(1 << 20),
+///     queue.clone(),
+///     Arc::new(AtomicI64::new(0)),
+/// );
+/// store.put(b"k", Some(b"1"), 0).unwrap();
+/// store.put(b"k", Some(b"2"), 0).unwrap();
+/// store.flush().unwrap();
+/// assert_eq!(queue.lock().unwrap().len(), 1, "two updates of one window coalesced");
+/// ```
 pub struct CachingWindowStore {
     inner: Box<dyn WindowBytesStore>,
     cache: RefCell<NamedCache>,
@@ -66,69 +85,12 @@ impl CachingWindowStore {
         Ok(())
     }
 
-    fn maybe_evict(&mut self) -> StateResult<()> {
-        loop {
-            let evicted = {
-                let mut cache = self.cache.borrow_mut();
-                if !cache.should_evict() {
-                    return Ok(());
-                }
-                cache.evict_lru()
-            };
-            match evicted {
-                Some((key, entry)) if entry.dirty => self.write_down(key, entry)?,
-                Some(_) => {}
-                None => return Ok(()),
-            }
-        }
-    }
-
     fn live(&self, start: i64) -> bool {
         !expired(start, self.inner.retention_ms(), self.observed_stream_time)
     }
 }
 
-impl StateStore for CachingWindowStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-
-    fn flush(&mut self) -> StateResult<()> {
-        let dirty = self.cache.borrow_mut().take_dirty();
-        for (key, entry) in dirty {
-            self.write_down(key, entry)?;
-        }
-        self.inner.flush()
-    }
-
-    fn close(&mut self) -> StateResult<()> {
-        let flushed = self.flush();
-        self.cache.borrow_mut().clear();
-        let closed = self.inner.close();
-        flushed.and(closed)
-    }
-
-    fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
-        self.cache.borrow_mut().clear();
-        self.inner.restore_batch(batch)
-    }
-
-    fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
-        let dirty = self.cache.borrow_mut().take_dirty();
-        for (key, entry) in dirty {
-            self.write_down(key, entry)?;
-        }
-        self.inner.commit(changelog_offset)
-    }
-
-    fn committed_offset(&self) -> StateResult<Option<i64>> {
-        self.inner.committed_offset()
-    }
-}
+caching_layer!(CachingWindowStore);
 
 impl WindowBytesStore for CachingWindowStore {
     fn put(&mut self, key: &[u8], value: Option<&[u8]>, window_start: i64) -> StateResult<bool> {

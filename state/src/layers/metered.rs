@@ -111,6 +111,18 @@ fn timed<T>(h: &Histogram, f: impl FnOnce() -> T) -> T {
 }
 
 /// Records latencies of the wrapped store's operations. `S` is one of the byte-store trait objects.
+///
+/// ```
+/// use kstreams_state::layers::{MeteredStore, StoreMetrics};
+/// use kstreams_state::memory::InMemoryKeyValueStore;
+/// use kstreams_state::store::KeyValueBytesStore;
+/// let registry = prometheus::Registry::new();
+/// let metrics = StoreMetrics::register(&registry).unwrap();
+/// let mut store: MeteredStore<dyn KeyValueBytesStore> =
+///     MeteredStore::new(Box::new(InMemoryKeyValueStore::new("counts")), &metrics, "counts", "0_0");
+/// store.put(b"k", Some(b"1")).unwrap();
+/// assert!(!registry.gather().is_empty());
+/// ```
 pub struct MeteredStore<S: ?Sized> {
     inner: Box<S>,
     m: Children,

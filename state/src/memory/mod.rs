@@ -6,6 +6,29 @@
 //! - [`InMemorySessionStore`]: sessions ordered by (key, end, start), with retention by observed
 //!   stream time.
 
+/// The `StateStore` methods every in-memory store shares (it needs fields `name` and `open`):
+/// expands inside `impl StateStore for …`, next to the store's own `restore_batch`.
+macro_rules! in_memory_state_store {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+
+        fn persistent(&self) -> bool {
+            false
+        }
+
+        fn flush(&mut self) -> StateResult<()> {
+            ensure_open(self.open, &self.name)
+        }
+
+        fn close(&mut self) -> StateResult<()> {
+            self.open = false;
+            Ok(())
+        }
+    };
+}
+
 mod kv;
 mod session;
 mod window;

@@ -79,22 +79,7 @@ impl InMemorySessionStore {
 }
 
 impl StateStore for InMemorySessionStore {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn persistent(&self) -> bool {
-        false
-    }
-
-    fn flush(&mut self) -> StateResult<()> {
-        ensure_open(self.open, &self.name)
-    }
-
-    fn close(&mut self) -> StateResult<()> {
-        self.open = false;
-        Ok(())
-    }
+    in_memory_state_store!();
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
         ensure_open(self.open, &self.name)?;

@@ -92,22 +92,7 @@ impl InMemoryWindowStore {
 }
 
 impl StateStore for InMemoryWindowStore {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn persistent(&self) -> bool {
-        false
-    }
-
-    fn flush(&mut self) -> StateResult<()> {
-        ensure_open(self.open, &self.name)
-    }
-
-    fn close(&mut self) -> StateResult<()> {
-        self.open = false;
-        Ok(())
-    }
+    in_memory_state_store!();
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
         ensure_open(self.open, &self.name)?;

@@ -1,4 +1,5 @@
-//! Crash-safe exactly-once state for RocksDB key-value stores.
+//! Crash-safe exactly-once state for RocksDB key-value stores (window and session stores do the same
+//! over their segments: see [`segments`](super::segments)).
 //!
 //! # Design
 //!
@@ -32,15 +33,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rocksdb::{Direction, IteratorMode, WriteOptions, DB};
+use rocksdb::{Direction, IteratorMode, DB};
 
-use super::{changes_batch, open_db, rocks_err, within, RocksDbResources};
+use super::{
+    changes_batch, ensure_meta_cf, open_db, read_offset, rocks_err, within, write_with_offset, RocksDbResources,
+};
 use crate::error::{StateError, StateResult};
 use crate::layers::caching_kv::merge_over;
 use crate::store::{KeyValueBytesStore, KeyValueIter, StateStore};
-
-const META_CF: &str = "kstreams-meta";
-const OFFSET_KEY: &[u8] = b"changelog-offset";
 
 /// A RocksDB key-value store whose writes become durable only on [`commit`](StateStore::commit).
 ///
@@ -75,9 +75,7 @@ impl EosKeyValueStore {
         let name = name.into();
         let opts = resources.options(&name);
         let (mut db, fresh) = open_db(&name, path.as_ref(), &opts)?;
-        if db.cf_handle(META_CF).is_none() {
-            db.create_cf(META_CF, &opts).map_err(rocks_err(&name))?;
-        }
+        ensure_meta_cf(&mut db, &opts, &name)?;
         Ok(EosKeyValueStore { name, db: Some(db), pending: BTreeMap::new(), fresh })
     }
 
@@ -88,10 +86,6 @@ impl EosKeyValueStore {
 
     fn db(&self) -> StateResult<&DB> {
         self.db.as_ref().ok_or_else(|| StateError::Closed(self.name.clone()))
-    }
-
-    fn corrupt(&self, detail: &str) -> StateError {
-        StateError::Corrupt { store: self.name.clone(), detail: detail.to_string() }
     }
 
     /// Number of buffered changes.
@@ -164,31 +158,14 @@ impl StateStore for EosKeyValueStore {
     /// Applies the buffered writes and `changelog_offset` (when given) in one synced write batch.
     /// Call it after the Kafka transaction that carried the changes committed.
     fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
-        let db = self.db()?;
-        let cf = db.cf_handle(META_CF).ok_or_else(|| self.corrupt("the metadata column family is missing"))?;
-        let mut wb = changes_batch(&self.pending);
-        if let Some(offset) = changelog_offset {
-            wb.put_cf(cf, OFFSET_KEY, offset.to_be_bytes());
-        }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        db.write_opt(wb, &wo).map_err(rocks_err(&self.name))?;
+        write_with_offset(self.db()?, changes_batch(&self.pending), changelog_offset, &self.name)?;
         self.pending.clear();
         Ok(())
     }
 
     /// The changelog offset recorded by the last [`commit`](StateStore::commit): restore from there.
     fn committed_offset(&self) -> StateResult<Option<i64>> {
-        let db = self.db()?;
-        let cf = db.cf_handle(META_CF).ok_or_else(|| self.corrupt("the metadata column family is missing"))?;
-        match db.get_cf(cf, OFFSET_KEY).map_err(rocks_err(&self.name))? {
-            None => Ok(None),
-            Some(bytes) => {
-                let arr: [u8; 8] =
-                    bytes.as_slice().try_into().map_err(|_| self.corrupt("the committed offset is not 8 bytes"))?;
-                Ok(Some(i64::from_be_bytes(arr)))
-            }
-        }
+        read_offset(self.db()?, &self.name)
     }
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {

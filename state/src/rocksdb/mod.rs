@@ -5,12 +5,43 @@
 //!   split into time segments, **one column family per segment** (see [`segments`]), so expired data
 //!   is dropped a whole segment at a time by dropping its column family;
 //! - [`EosKeyValueStore`]: the exactly-once write buffer (see its module docs in [`EosKeyValueStore`]);
+//!   window and session stores buffer the same way when opened with `buffer_until_commit`;
 //! - [`RocksDbResources`]: the block cache and write-buffer manager shared by every instance of the
 //!   process, so RocksDB memory does not grow with partitions × stores.
 //!
 //! A folder whose RocksDB files are corrupt is detected at open, wiped with a `warn!` saying why,
 //! and reopened empty (the store reports [`was_fresh`](RocksDbKeyValueStore::was_fresh) so the runtime
 //! restores it from the start of its changelog).
+
+/// The `StateStore` methods a segmented store (window, session) hands to its [`Segments`](segments):
+/// expands inside `impl StateStore for …`, next to the store's own `restore_batch`.
+macro_rules! segmented_state_store {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+
+        fn persistent(&self) -> bool {
+            true
+        }
+
+        fn flush(&mut self) -> StateResult<()> {
+            self.segments.flush()
+        }
+
+        fn close(&mut self) -> StateResult<()> {
+            self.segments.close()
+        }
+
+        fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
+            self.segments.commit(changelog_offset)
+        }
+
+        fn committed_offset(&self) -> StateResult<Option<i64>> {
+            self.segments.committed_offset()
+        }
+    };
+}
 
 pub mod eos;
 mod kv;
@@ -27,9 +58,55 @@ pub use window::RocksDbWindowStore;
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
 use crate::error::{StateError, StateResult};
+
+/// The column family holding a store's own metadata (its committed changelog offset), apart from
+/// user keys and segments.
+const META_CF: &str = "kstreams-meta";
+const OFFSET_KEY: &[u8] = b"changelog-offset";
+
+/// Creates the metadata column family if the store does not have it yet.
+pub(crate) fn ensure_meta_cf(db: &mut DB, opts: &Options, store: &str) -> StateResult<()> {
+    if db.cf_handle(META_CF).is_none() {
+        db.create_cf(META_CF, opts).map_err(rocks_err(store))?;
+    }
+    Ok(())
+}
+
+fn missing_meta(store: &str) -> StateError {
+    StateError::Corrupt { store: store.to_string(), detail: "the metadata column family is missing".into() }
+}
+
+/// Adds `offset` as the store's committed changelog offset to `wb`, and writes `wb` synced to the WAL:
+/// the changes and the offset land together or not at all.
+pub(crate) fn write_with_offset(db: &DB, mut wb: WriteBatch, offset: Option<i64>, store: &str) -> StateResult<()> {
+    if let Some(offset) = offset {
+        let cf = db.cf_handle(META_CF).ok_or_else(|| missing_meta(store))?;
+        wb.put_cf(cf, OFFSET_KEY, offset.to_be_bytes());
+    }
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(wb, &wo).map_err(rocks_err(store))
+}
+
+/// The changelog offset recorded by [`write_with_offset`], if any.
+pub(crate) fn read_offset(db: &DB, store: &str) -> StateResult<Option<i64>> {
+    let Some(cf) = db.cf_handle(META_CF) else {
+        return Ok(None);
+    };
+    match db.get_cf(cf, OFFSET_KEY).map_err(rocks_err(store))? {
+        None => Ok(None),
+        Some(bytes) => {
+            let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StateError::Corrupt {
+                store: store.to_string(),
+                detail: "the committed changelog offset is not 8 bytes".into(),
+            })?;
+            Ok(Some(i64::from_be_bytes(arr)))
+        }
+    }
+}
 
 /// Wraps a RocksDB error with the store's name.
 pub(crate) fn rocks_err(store: &str) -> impl Fn(rocksdb::Error) -> StateError + '_ {

@@ -11,15 +11,28 @@
 //!
 //! The observed stream time is not persisted: after a reopen it starts unknown and is re-established
 //! by the first write (or by restoration), as in Kafka Streams.
+//!
+//! # Exactly-once
+//!
+//! Under `exactly_once_v2` the segments buffer their writes until the store's commit, as the
+//! key-value store does (see [`eos`](super::eos)): pending changes are kept per segment, reads merge
+//! them over RocksDB, and the commit applies every segment's changes together with the changelog
+//! offset in one synced write batch (a `WriteBatch` spans column families). Expired segments are
+//! hidden from reads at once but dropped only after the commit that made them expire: until the
+//! transaction commits, a crash may rewind stream time, and the replayed records must still find the
+//! windows they update.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 
-use rocksdb::{ColumnFamily, Options, DB};
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, DB};
 
-use super::{open_db, rocks_err};
+use super::{ensure_meta_cf, open_db, read_offset, rocks_err, within, write_with_offset};
 use crate::error::{StateError, StateResult};
+use crate::layers::caching_kv::merge_over;
 use crate::memory::expired;
+use crate::store::KeyValueIter;
 
 /// Kafka Streams' lower bound on the segment interval.
 pub const MIN_SEGMENT_INTERVAL_MS: i64 = 60_000;
@@ -31,6 +44,21 @@ pub fn segment_interval(retention_ms: i64) -> i64 {
 
 const PREFIX: &str = "segment-";
 
+/// Changes waiting for the next commit, by (segment id, storage key); `None` deletes.
+type Pending = BTreeMap<(i64, Vec<u8>), Option<Vec<u8>>>;
+
+/// A restored change: the timestamp that places it in a segment, its storage key, and its value
+/// (`None` deletes).
+pub(crate) type RestoredChange<'a> = (i64, Vec<u8>, Option<&'a [u8]>);
+
+/// The exactly-once write buffer of a segmented store.
+#[derive(Default)]
+struct CommitBuffer {
+    pending: Pending,
+    /// Column families of segments that expired since the last commit, dropped by the next one.
+    expired: Vec<String>,
+}
+
 /// The segments of one store.
 pub(crate) struct Segments {
     name: String,
@@ -41,6 +69,7 @@ pub(crate) struct Segments {
     observed: i64,
     live: BTreeMap<i64, String>,
     fresh: bool,
+    buffer: Option<CommitBuffer>,
 }
 
 impl Segments {
@@ -62,22 +91,73 @@ impl Segments {
             observed: i64::MIN,
             live,
             fresh,
+            buffer: None,
         })
+    }
+
+    /// Buffers writes until [`commit`](Self::commit) (exactly-once; see the module docs).
+    pub(crate) fn buffer_until_commit(&mut self) -> StateResult<()> {
+        let db = self.db.as_mut().ok_or_else(|| StateError::Closed(self.name.clone()))?;
+        ensure_meta_cf(db, &self.opts, &self.name)?;
+        self.buffer.get_or_insert_with(CommitBuffer::default);
+        Ok(())
     }
 
     pub(crate) fn fresh(&self) -> bool {
         self.fresh
     }
 
-    pub(crate) fn db(&self) -> StateResult<&DB> {
+    fn db(&self) -> StateResult<&DB> {
         self.db.as_ref().ok_or_else(|| StateError::Closed(self.name.clone()))
     }
 
+    /// Syncs the write-ahead log (buffered changes stay buffered).
+    pub(crate) fn flush(&self) -> StateResult<()> {
+        self.db()?.flush_wal(true).map_err(rocks_err(&self.name))
+    }
+
     pub(crate) fn close(&mut self) -> StateResult<()> {
+        if let Some(buffer) = self.buffer.as_mut().filter(|b| !b.pending.is_empty()) {
+            tracing::warn!(store = %self.name, discarded = buffer.pending.len(),
+                "closing with uncommitted writes; they will be replayed from the changelog");
+            buffer.pending.clear();
+        }
         if let Some(db) = self.db.take() {
             db.flush_wal(true).map_err(rocks_err(&self.name))?;
         }
         Ok(())
+    }
+
+    /// Applies the buffered changes (if buffering) with `changelog_offset` in one synced write batch,
+    /// then drops the segments that expired meanwhile. Without a buffer it syncs the WAL.
+    pub(crate) fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
+        let Some(buffer) = self.buffer.as_mut() else {
+            return self.flush();
+        };
+        let pending = std::mem::take(&mut buffer.pending);
+        let expired = std::mem::take(&mut buffer.expired);
+        let db = self.db.as_mut().ok_or_else(|| StateError::Closed(self.name.clone()))?;
+        let mut wb = WriteBatch::default();
+        for ((id, key), value) in &pending {
+            let Some(cf) = self.live.get(id).and_then(|cf| db.cf_handle(cf)) else {
+                continue; // the segment expired before the commit
+            };
+            match value {
+                Some(v) => wb.put_cf(cf, key, v),
+                None => wb.delete_cf(cf, key),
+            }
+        }
+        write_with_offset(db, wb, changelog_offset, &self.name)?;
+        for cf in expired {
+            db.drop_cf(&cf).map_err(rocks_err(&self.name))?;
+            tracing::debug!(store = %self.name, segment = %cf, "dropped expired segment");
+        }
+        Ok(())
+    }
+
+    /// The changelog offset recorded by the last buffered [`commit`](Self::commit).
+    pub(crate) fn committed_offset(&self) -> StateResult<Option<i64>> {
+        read_offset(self.db()?, &self.name)
     }
 
     pub(crate) fn segment_id(&self, ts: i64) -> i64 {
@@ -103,7 +183,8 @@ impl Segments {
         }
     }
 
-    /// Advances the observed stream time to `ts` and drops segments that are wholly expired.
+    /// Advances the observed stream time to `ts` and drops segments that are wholly expired (when
+    /// buffering, hides them and drops them at the next commit).
     pub(crate) fn observe(&mut self, ts: i64) -> StateResult<()> {
         if ts <= self.observed {
             return Ok(());
@@ -112,17 +193,21 @@ impl Segments {
         let min_live = self.segment_id(self.earliest_live());
         let dead: Vec<i64> = self.live.range(..min_live).map(|(id, _)| *id).collect();
         for id in dead {
-            if let Some(cf) = self.live.remove(&id) {
-                let db = self.db.as_mut().ok_or_else(|| StateError::Closed(self.name.clone()))?;
-                db.drop_cf(&cf).map_err(rocks_err(&self.name))?;
-                tracing::debug!(store = %self.name, segment = id, "dropped expired segment");
+            let Some(cf) = self.live.remove(&id) else { continue };
+            if let Some(buffer) = self.buffer.as_mut() {
+                buffer.pending.retain(|(seg, _), _| *seg != id);
+                buffer.expired.push(cf);
+                continue;
             }
+            let db = self.db.as_mut().ok_or_else(|| StateError::Closed(self.name.clone()))?;
+            db.drop_cf(&cf).map_err(rocks_err(&self.name))?;
+            tracing::debug!(store = %self.name, segment = id, "dropped expired segment");
         }
         Ok(())
     }
 
     /// Creates the segment holding `ts` if it does not exist.
-    pub(crate) fn ensure(&mut self, ts: i64) -> StateResult<()> {
+    fn ensure(&mut self, ts: i64) -> StateResult<()> {
         let id = self.segment_id(ts);
         if self.live.contains_key(&id) {
             return Ok(());
@@ -134,19 +219,206 @@ impl Segments {
         Ok(())
     }
 
-    /// The column family of the segment holding `ts`, if it exists.
-    pub(crate) fn cf_for(&self, ts: i64) -> StateResult<Option<&ColumnFamily>> {
+    /// Writes `key` (a storage key) into the segment of `ts`, which must not be expired; `None`
+    /// deletes. Buffered until the commit under exactly-once.
+    pub(crate) fn write(&mut self, ts: i64, key: Vec<u8>, value: Option<&[u8]>) -> StateResult<()> {
+        self.ensure(ts)?;
+        let id = self.segment_id(ts);
+        if let Some(buffer) = self.buffer.as_mut() {
+            buffer.pending.insert((id, key), value.map(<[u8]>::to_vec));
+            return Ok(());
+        }
         let db = self.db()?;
-        Ok(self.live.get(&self.segment_id(ts)).and_then(|cf| db.cf_handle(cf)))
+        let cf = self.live.get(&id).and_then(|cf| db.cf_handle(cf)).ok_or_else(|| self.missing_segment(ts))?;
+        match value {
+            Some(v) => db.put_cf(cf, key, v),
+            None => db.delete_cf(cf, key),
+        }
+        .map_err(rocks_err(&self.name))
+    }
+
+    /// Applies restored changes `(timestamp, storage key, value)` in one write batch, straight to
+    /// RocksDB (restored changes are committed ones); changes already past retention are skipped.
+    pub(crate) fn restore(&mut self, changes: Vec<RestoredChange<'_>>) -> StateResult<()> {
+        if let Some(max) = changes.iter().map(|c| c.0).max() {
+            self.observe(max)?;
+        }
+        let live: Vec<_> = changes.into_iter().filter(|c| !self.is_expired(c.0)).collect();
+        for (ts, _, _) in &live {
+            self.ensure(*ts)?;
+        }
+        let db = self.db()?;
+        let mut wb = WriteBatch::default();
+        for (ts, key, value) in live {
+            let cf = self
+                .live
+                .get(&self.segment_id(ts))
+                .and_then(|cf| db.cf_handle(cf))
+                .ok_or_else(|| self.missing_segment(ts))?;
+            match value {
+                Some(v) => wb.put_cf(cf, key, v),
+                None => wb.delete_cf(cf, key),
+            }
+        }
+        db.write(wb).map_err(rocks_err(&self.name))
+    }
+
+    fn missing_segment(&self, ts: i64) -> StateError {
+        StateError::Corrupt { store: self.name.clone(), detail: format!("segment for timestamp {ts} vanished") }
+    }
+
+    /// The value of `key` (a storage key) in the segment of `ts`, buffered changes first.
+    pub(crate) fn get(&self, ts: i64, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        let id = self.segment_id(ts);
+        if let Some(change) = self.buffer.as_ref().and_then(|b| b.pending.get(&(id, key.to_vec()))) {
+            return Ok(change.clone());
+        }
+        let db = self.db()?;
+        match self.live.get(&id).and_then(|cf| db.cf_handle(cf)) {
+            Some(cf) => db.get_cf(cf, key).map_err(rocks_err(&self.name)),
+            None => Ok(None),
+        }
     }
 
     /// The live segments overlapping `[from, to]`, oldest first.
-    pub(crate) fn cfs_between(&self, from: i64, to: i64) -> StateResult<Vec<&ColumnFamily>> {
-        let db = self.db()?;
+    pub(crate) fn ids_between(&self, from: i64, to: i64) -> Vec<i64> {
         if from > to {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         let (lo, hi) = (self.segment_id(from), self.segment_id(to));
-        Ok(self.live.range(lo..=hi).filter_map(|(_, cf)| db.cf_handle(cf)).collect())
+        self.live.range(lo..=hi).map(|(id, _)| *id).collect()
+    }
+
+    /// Entries of segment `id` with `lo <= key <= hi` (`hi` open when `None`), in key order, with
+    /// buffered changes merged over RocksDB's.
+    pub(crate) fn scan(&self, id: i64, lo: &[u8], hi: Option<&[u8]>) -> StateResult<KeyValueIter<'_>> {
+        let db = self.db()?;
+        let Some(cf) = self.live.get(&id).and_then(|cf| db.cf_handle(cf)) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let name = self.name.clone();
+        let upper = hi.map(<[u8]>::to_vec);
+        let below: KeyValueIter<'_> = Box::new(
+            db.iterator_cf(cf, IteratorMode::From(lo, Direction::Forward)).map_while(move |item| match item {
+                Ok((k, v)) if within(&k, upper.as_deref()) => Some(Ok((k.into_vec(), v.into_vec()))),
+                Ok(_) => None,
+                Err(e) => Some(Err(rocks_err(&name)(e))),
+            }),
+        );
+        let Some(buffer) = self.buffer.as_ref().filter(|b| !b.pending.is_empty()) else {
+            return Ok(below);
+        };
+        if hi.is_some_and(|hi| hi < lo) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let start = Bound::Included((id, lo.to_vec()));
+        let end = match hi {
+            Some(hi) => Bound::Included((id, hi.to_vec())),
+            None => Bound::Excluded((id.saturating_add(1), Vec::new())),
+        };
+        let over = buffer.pending.range((start, end)).map(|((_, k), v)| (k.clone(), v.clone())).collect();
+        Ok(merge_over(over, below))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{RocksDbResources, RocksDbSessionStore, RocksDbWindowStore};
+    use crate::store::{SessionBytesStore, SessionWindow, StateStore, WindowBytesStore};
+
+    const RETENTION: i64 = 120_000; // segment interval 60 s
+
+    fn window(path: &std::path::Path) -> RocksDbWindowStore {
+        let res = RocksDbResources::shared_default();
+        RocksDbWindowStore::open("w", path, RETENTION, false, &res).unwrap().buffer_until_commit().unwrap()
+    }
+
+    fn entries(s: &RocksDbWindowStore) -> Vec<(Vec<u8>, i64, Vec<u8>)> {
+        s.fetch_all(i64::MIN, i64::MAX).unwrap().into_iter().map(|e| (e.key, e.window_start, e.value)).collect()
+    }
+
+    #[test]
+    fn window_writes_are_durable_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w");
+        {
+            let mut s = window(&path);
+            assert_eq!(s.committed_offset().unwrap(), None);
+            s.put(b"a", Some(b"1"), 1_000).unwrap();
+            s.put(b"b", Some(b"1"), 61_000).unwrap(); // second segment
+            s.commit(Some(10)).unwrap();
+            s.put(b"a", Some(b"2"), 1_000).unwrap();
+            s.put(b"b", None, 61_000).unwrap();
+            s.put(b"c", Some(b"3"), 62_000).unwrap();
+            // Reads see the buffer merged over RocksDB, across segments.
+            assert_eq!(s.fetch(b"a", 1_000).unwrap(), Some(b"2".to_vec()));
+            assert_eq!(s.fetch(b"b", 61_000).unwrap(), None);
+            assert_eq!(s.fetch_range(b"c", 0, 100_000).unwrap(), vec![(62_000, b"3".to_vec())]);
+            assert_eq!(
+                entries(&s),
+                vec![(b"a".to_vec(), 1_000, b"2".to_vec()), (b"c".to_vec(), 62_000, b"3".to_vec())]
+            );
+            s.flush().unwrap(); // flushing must not leak the buffer
+        } // crash: dropped without commit
+        let mut s = window(&path);
+        assert_eq!(s.committed_offset().unwrap(), Some(10));
+        assert_eq!(entries(&s), vec![(b"a".to_vec(), 1_000, b"1".to_vec()), (b"b".to_vec(), 61_000, b"1".to_vec())]);
+        s.put(b"c", Some(b"3"), 62_000).unwrap();
+        s.commit(Some(11)).unwrap();
+        drop(s);
+        let s = window(&path);
+        assert_eq!(s.committed_offset().unwrap(), Some(11));
+        assert_eq!(entries(&s).len(), 3);
+    }
+
+    #[test]
+    fn expired_segments_are_dropped_only_by_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w");
+        {
+            let mut s = window(&path);
+            s.put(b"a", Some(b"1"), 1_000).unwrap();
+            s.commit(Some(1)).unwrap();
+            s.put(b"z", Some(b"9"), 600_000).unwrap(); // stream time 600 s: segment 0 expires
+            assert_eq!(s.fetch(b"a", 1_000).unwrap(), None, "expired data is hidden at once");
+            assert_eq!(s.segment_ids(), vec![10]);
+        } // crash before the commit: stream time rewinds, segment 0 must still be there
+        let mut s = window(&path);
+        assert_eq!(s.segment_ids(), vec![0, 10], "segment 10 was created (empty) before the crash");
+        assert_eq!(entries(&s), vec![(b"a".to_vec(), 1_000, b"1".to_vec())]);
+        s.put(b"z", Some(b"9"), 600_000).unwrap();
+        s.commit(Some(2)).unwrap();
+        drop(s);
+        let s = window(&path);
+        assert_eq!(s.segment_ids(), vec![10], "the commit dropped the expired segment");
+        assert_eq!(entries(&s), vec![(b"z".to_vec(), 600_000, b"9".to_vec())]);
+    }
+
+    #[test]
+    fn session_writes_are_durable_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let res = RocksDbResources::shared_default();
+        let open = || RocksDbSessionStore::open("s", &path, 600_000, &res).unwrap().buffer_until_commit().unwrap();
+        let (w1, w2, w3) = (
+            SessionWindow { start: 0, end: 1_000 },
+            SessionWindow { start: 5_000, end: 6_000 },
+            SessionWindow { start: 8_000, end: 9_000 },
+        );
+        {
+            let mut s = open();
+            s.put(b"u", w1, Some(b"1")).unwrap();
+            s.put(b"u", w2, Some(b"2")).unwrap();
+            s.commit(Some(5)).unwrap();
+            s.put(b"u", w1, None).unwrap();
+            s.put(b"u", w3, Some(b"3")).unwrap();
+            let found = s.find_sessions(b"u", 0, i64::MAX).unwrap();
+            assert_eq!(found, vec![(w2, b"2".to_vec()), (w3, b"3".to_vec())]);
+            assert_eq!(s.fetch_session(b"u", w3).unwrap(), Some(b"3".to_vec()));
+        }
+        let s = open();
+        assert_eq!(s.committed_offset().unwrap(), Some(5));
+        assert_eq!(s.find_sessions(b"u", 0, i64::MAX).unwrap(), vec![(w1, b"1".to_vec()), (w2, b"2".to_vec())]);
+        assert_eq!(s.fetch_session(b"u", w3).unwrap(), None);
     }
 }

@@ -2,10 +2,8 @@
 
 use std::path::Path;
 
-use rocksdb::{Direction, IteratorMode, WriteBatch};
-
 use super::segments::Segments;
-use super::{rocks_err, RocksDbResources};
+use super::RocksDbResources;
 use crate::error::{StateError, StateResult};
 use crate::keys::{decode_session_key, decode_session_storage_key, session_storage_key, SESSION_SUFFIX_LEN};
 use crate::store::{SessionBytesStore, SessionWindow, StateStore};
@@ -53,6 +51,26 @@ impl RocksDbSessionStore {
         Ok(RocksDbSessionStore { name, segments, retention_ms })
     }
 
+    /// Makes writes durable only on [`commit`](StateStore::commit), together with the changelog
+    /// offset (for `exactly_once_v2`; see [`segments`](super::segments)).
+    ///
+    /// ```
+    /// use kstreams_state::rocksdb::{RocksDbResources, RocksDbSessionStore};
+    /// use kstreams_state::store::{SessionBytesStore, SessionWindow, StateStore};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let resources = RocksDbResources::shared_default();
+    /// let mut store =
+    ///     RocksDbSessionStore::open("s", dir.path(), 600_000, &resources).unwrap().buffer_until_commit().unwrap();
+    /// store.put(b"user", SessionWindow { start: 1_000, end: 5_000 }, Some(b"2")).unwrap();
+    /// store.commit(Some(7)).unwrap();
+    /// assert_eq!(store.committed_offset().unwrap(), Some(7));
+    /// ```
+    pub fn buffer_until_commit(mut self) -> StateResult<Self> {
+        self.segments.buffer_until_commit()?;
+        Ok(self)
+    }
+
     /// Whether the store started empty at open (folder missing or wiped).
     pub fn was_fresh(&self) -> bool {
         self.segments.fresh()
@@ -69,54 +87,17 @@ impl RocksDbSessionStore {
 }
 
 impl StateStore for RocksDbSessionStore {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn persistent(&self) -> bool {
-        true
-    }
-
-    fn flush(&mut self) -> StateResult<()> {
-        self.segments.db()?.flush_wal(true).map_err(rocks_err(&self.name))
-    }
-
-    fn close(&mut self) -> StateResult<()> {
-        self.segments.close()
-    }
+    segmented_state_store!();
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
-        let mut decoded = Vec::with_capacity(batch.len());
+        let mut changes = Vec::with_capacity(batch.len());
         for (raw, value) in batch {
             let (key, window) = decode_session_key(raw).ok_or_else(|| {
                 self.corrupt(format!("session changelog key of {} bytes is shorter than 16", raw.len()))
             })?;
-            decoded.push((key, window, value.as_deref()));
+            changes.push((window.end, session_storage_key(key, window), value.as_deref()));
         }
-        if let Some(max) = decoded.iter().map(|d| d.1.end).max() {
-            self.segments.observe(max)?;
-        }
-        for (_, window, _) in &decoded {
-            if !self.segments.is_expired(window.end) {
-                self.segments.ensure(window.end)?;
-            }
-        }
-        let mut wb = WriteBatch::default();
-        for (key, window, value) in decoded {
-            if self.segments.is_expired(window.end) {
-                continue;
-            }
-            let cf = self
-                .segments
-                .cf_for(window.end)?
-                .ok_or_else(|| self.corrupt(format!("segment for session end {} vanished", window.end)))?;
-            let k = session_storage_key(key, window);
-            match value {
-                Some(v) => wb.put_cf(cf, k, v),
-                None => wb.delete_cf(cf, k),
-            }
-        }
-        self.segments.db()?.write(wb).map_err(rocks_err(&self.name))
+        self.segments.restore(changes)
     }
 }
 
@@ -127,25 +108,21 @@ impl SessionBytesStore for RocksDbSessionStore {
         earliest_session_end: i64,
         latest_session_start: i64,
     ) -> StateResult<Vec<(SessionWindow, Vec<u8>)>> {
-        let db = self.segments.db()?;
         let from_end = earliest_session_end.max(self.segments.earliest_live());
         let lo = session_storage_key(key, SessionWindow { start: i64::MIN, end: from_end });
         let mut hi = key.to_vec();
         hi.extend_from_slice(&[0xff; SESSION_SUFFIX_LEN]);
         let mut found = Vec::new();
-        for cf in self.segments.cfs_between(from_end, i64::MAX)? {
-            for item in db.iterator_cf(cf, IteratorMode::From(&lo, Direction::Forward)) {
-                let (k, v) = item.map_err(rocks_err(&self.name))?;
-                if *k > *hi {
-                    break;
-                }
+        for id in self.segments.ids_between(from_end, i64::MAX) {
+            for item in self.segments.scan(id, &lo, Some(&hi))? {
+                let (k, v) = item?;
                 if k.len() != key.len() + SESSION_SUFFIX_LEN {
                     continue;
                 }
                 let (_, w) = decode_session_storage_key(&k)
                     .ok_or_else(|| self.corrupt(format!("session key of {} bytes is too short", k.len())))?;
                 if w.end >= from_end && w.start <= latest_session_start {
-                    found.push((w, v.into_vec()));
+                    found.push((w, v));
                 }
             }
         }
@@ -157,10 +134,7 @@ impl SessionBytesStore for RocksDbSessionStore {
         if self.segments.is_expired(window.end) {
             return Ok(None);
         }
-        let Some(cf) = self.segments.cf_for(window.end)? else {
-            return Ok(None);
-        };
-        self.segments.db()?.get_cf(cf, session_storage_key(key, window)).map_err(rocks_err(&self.name))
+        self.segments.get(window.end, &session_storage_key(key, window))
     }
 
     fn put(&mut self, key: &[u8], window: SessionWindow, value: Option<&[u8]>) -> StateResult<bool> {
@@ -169,18 +143,7 @@ impl SessionBytesStore for RocksDbSessionStore {
             tracing::debug!(store = %self.name, session_end = window.end, "dropping write to an expired session");
             return Ok(false);
         }
-        self.segments.ensure(window.end)?;
-        let db = self.segments.db()?;
-        let cf = self
-            .segments
-            .cf_for(window.end)?
-            .ok_or_else(|| self.corrupt(format!("segment for session end {} vanished", window.end)))?;
-        let k = session_storage_key(key, window);
-        match value {
-            Some(v) => db.put_cf(cf, k, v),
-            None => db.delete_cf(cf, k),
-        }
-        .map_err(rocks_err(&self.name))?;
+        self.segments.write(window.end, session_storage_key(key, window), value)?;
         Ok(true)
     }
 

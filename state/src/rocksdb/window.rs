@@ -2,10 +2,8 @@
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch};
-
 use super::segments::Segments;
-use super::{rocks_err, RocksDbResources};
+use super::RocksDbResources;
 use crate::error::{StateError, StateResult};
 use crate::keys::{decode_window_key, decode_window_storage_key, window_storage_key, WINDOW_SUFFIX_LEN};
 use crate::store::{StateStore, WindowBytesStore, WindowEntry};
@@ -58,6 +56,28 @@ impl RocksDbWindowStore {
         Ok(RocksDbWindowStore { name, segments, retention_ms, retain_duplicates, seqnum: 0 })
     }
 
+    /// Makes writes durable only on [`commit`](StateStore::commit), together with the changelog
+    /// offset (for `exactly_once_v2`; see [`segments`](super::segments)).
+    ///
+    /// ```
+    /// use kstreams_state::rocksdb::{RocksDbResources, RocksDbWindowStore};
+    /// use kstreams_state::store::{StateStore, WindowBytesStore};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let resources = RocksDbResources::shared_default();
+    /// let mut store = RocksDbWindowStore::open("w", dir.path(), 3_600_000, false, &resources)
+    ///     .unwrap()
+    ///     .buffer_until_commit()
+    ///     .unwrap();
+    /// store.put(b"page", Some(b"7"), 60_000).unwrap();
+    /// store.commit(Some(42)).unwrap();
+    /// assert_eq!(store.committed_offset().unwrap(), Some(42));
+    /// ```
+    pub fn buffer_until_commit(mut self) -> StateResult<Self> {
+        self.segments.buffer_until_commit()?;
+        Ok(self)
+    }
+
     /// Whether the store started empty at open (folder missing or wiped).
     pub fn was_fresh(&self) -> bool {
         self.segments.fresh()
@@ -74,43 +94,19 @@ impl RocksDbWindowStore {
             tracing::debug!(store = %self.name, window_start = start, "dropping write to an expired window");
             return Ok(false);
         }
-        self.segments.ensure(start)?;
-        let db = self.segments.db()?;
-        let Some(cf) = self.segments.cf_for(start)? else {
-            return Err(self.missing_segment(start));
-        };
-        let k = window_storage_key(key, start, seq);
-        match value {
-            Some(v) => db.put_cf(cf, k, v),
-            None => db.delete_cf(cf, k),
-        }
-        .map_err(rocks_err(&self.name))?;
+        self.segments.write(start, window_storage_key(key, start, seq), value)?;
         Ok(true)
     }
 
-    fn missing_segment(&self, ts: i64) -> StateError {
-        StateError::Corrupt { store: self.name.clone(), detail: format!("segment for timestamp {ts} vanished") }
-    }
-
-    /// Entries of one segment between two storage keys, for `key` (or every key when `key` is None).
-    fn scan(
-        &self,
-        cf: &ColumnFamily,
-        key: Option<&[u8]>,
-        from: i64,
-        to: i64,
-        out: &mut Vec<Decoded>,
-    ) -> StateResult<()> {
-        let db = self.segments.db()?;
+    /// Entries of segment `id` for `key` (or every key when `key` is None) with window starts in
+    /// `[from, to]`.
+    fn scan(&self, id: i64, key: Option<&[u8]>, from: i64, to: i64, out: &mut Vec<Decoded>) -> StateResult<()> {
         let (lo, hi) = match key {
             Some(k) => (window_storage_key(k, from, 0), Some(window_storage_key(k, to, u32::MAX))),
             None => (Vec::new(), None),
         };
-        for item in db.iterator_cf(cf, IteratorMode::From(&lo, Direction::Forward)) {
-            let (k, v) = item.map_err(rocks_err(&self.name))?;
-            if hi.as_deref().is_some_and(|hi| &*k > hi) {
-                break;
-            }
+        for item in self.segments.scan(id, &lo, hi.as_deref())? {
+            let (k, v) = item?;
             if key.is_some_and(|key| k.len() != key.len() + WINDOW_SUFFIX_LEN) {
                 continue; // a longer key that shares the prefix
             }
@@ -119,7 +115,7 @@ impl RocksDbWindowStore {
                 detail: format!("window key of {} bytes is shorter than 12", k.len()),
             })?;
             if start >= from && start <= to {
-                out.push((rk.to_vec(), start, seq, v.into_vec()));
+                out.push((rk.to_vec(), start, seq, v));
             }
         }
         Ok(())
@@ -127,53 +123,19 @@ impl RocksDbWindowStore {
 }
 
 impl StateStore for RocksDbWindowStore {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn persistent(&self) -> bool {
-        true
-    }
-
-    fn flush(&mut self) -> StateResult<()> {
-        self.segments.db()?.flush_wal(true).map_err(rocks_err(&self.name))
-    }
-
-    fn close(&mut self) -> StateResult<()> {
-        self.segments.close()
-    }
+    segmented_state_store!();
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
-        let mut decoded = Vec::with_capacity(batch.len());
+        let mut changes = Vec::with_capacity(batch.len());
         for (raw, value) in batch {
             let (key, start, seq) = decode_window_key(raw).ok_or_else(|| StateError::Corrupt {
                 store: self.name.clone(),
                 detail: format!("window changelog key of {} bytes is shorter than 12", raw.len()),
             })?;
-            decoded.push((key, start, seq, value.as_deref()));
+            self.seqnum = self.seqnum.max(seq);
+            changes.push((start, window_storage_key(key, start, seq), value.as_deref()));
         }
-        if let Some(max) = decoded.iter().map(|d| d.1).max() {
-            self.segments.observe(max)?;
-        }
-        for (_, start, seq, _) in &decoded {
-            self.seqnum = self.seqnum.max(*seq);
-            if !self.segments.is_expired(*start) {
-                self.segments.ensure(*start)?;
-            }
-        }
-        let mut wb = WriteBatch::default();
-        for (key, start, seq, value) in decoded {
-            if self.segments.is_expired(start) {
-                continue;
-            }
-            let cf = self.segments.cf_for(start)?.ok_or_else(|| self.missing_segment(start))?;
-            let k = window_storage_key(key, start, seq);
-            match value {
-                Some(v) => wb.put_cf(cf, k, v),
-                None => wb.delete_cf(cf, k),
-            }
-        }
-        self.segments.db()?.write(wb).map_err(rocks_err(&self.name))
+        self.segments.restore(changes)
     }
 }
 
@@ -193,19 +155,16 @@ impl WindowBytesStore for RocksDbWindowStore {
         if self.segments.is_expired(window_start) {
             return Ok(None);
         }
-        let Some(cf) = self.segments.cf_for(window_start)? else {
-            return Ok(None);
-        };
         let mut out = Vec::new();
-        self.scan(cf, Some(key), window_start, window_start, &mut out)?;
+        self.scan(self.segments.segment_id(window_start), Some(key), window_start, window_start, &mut out)?;
         Ok(out.into_iter().next().map(|d| d.3))
     }
 
     fn fetch_range(&self, key: &[u8], time_from: i64, time_to: i64) -> StateResult<Vec<(i64, Vec<u8>)>> {
         let from = time_from.max(self.segments.earliest_live());
         let mut out = Vec::new();
-        for cf in self.segments.cfs_between(from, time_to)? {
-            self.scan(cf, Some(key), from, time_to, &mut out)?;
+        for id in self.segments.ids_between(from, time_to) {
+            self.scan(id, Some(key), from, time_to, &mut out)?;
         }
         Ok(out.into_iter().map(|(_, start, _, v)| (start, v)).collect())
     }
@@ -213,8 +172,8 @@ impl WindowBytesStore for RocksDbWindowStore {
     fn fetch_all(&self, time_from: i64, time_to: i64) -> StateResult<Vec<WindowEntry>> {
         let from = time_from.max(self.segments.earliest_live());
         let mut out = Vec::new();
-        for cf in self.segments.cfs_between(from, time_to)? {
-            self.scan(cf, None, from, time_to, &mut out)?;
+        for id in self.segments.ids_between(from, time_to) {
+            self.scan(id, None, from, time_to, &mut out)?;
         }
         out.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
         Ok(out.into_iter().map(|(key, window_start, _, value)| WindowEntry { key, window_start, value }).collect())

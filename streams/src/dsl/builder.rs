@@ -22,6 +22,18 @@ use crate::topology::{TimestampExtractor, Topology};
 /// Serdes travel with a stream; where an operator changes a type and no serde is given, the
 /// builder's default for that type is used: `String`, `Vec<u8>`, `()`, `i16`, `i32`, `i64`, `f32`,
 /// `f64` and `Option`s of them have defaults, and [`default_serde`](Self::default_serde) adds more.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("words", Consumed::with(Serdes::string(), Serdes::string()))
+///     .map_values(|w: String| w.len() as i64)
+///     .to("lengths", Produced::default()); // i64 values: the builder's default serde
+/// let topology = builder.build().unwrap();
+/// assert_eq!(topology.subtopologies()[0].source_topics, ["words"]);
+/// ```
 #[derive(Clone)]
 pub struct StreamsBuilder {
     pub(crate) inner: Rc<RefCell<BuilderInner>>,
@@ -31,6 +43,8 @@ pub(crate) struct BuilderInner {
     pub topology: Topology,
     next_index: usize,
     errors: Vec<String>,
+    /// Repartition topics made so far: topic → (the node writing it, the source reading it).
+    pub repartitions: HashMap<String, (String, String)>,
     defaults: HashMap<TypeId, Box<dyn Any>>,
 }
 
@@ -43,8 +57,13 @@ impl Default for StreamsBuilder {
 impl StreamsBuilder {
     /// An empty builder.
     pub fn new() -> Self {
-        let mut inner =
-            BuilderInner { topology: Topology::new(), next_index: 0, errors: Vec::new(), defaults: HashMap::new() };
+        let mut inner = BuilderInner {
+            topology: Topology::new(),
+            next_index: 0,
+            errors: Vec::new(),
+            repartitions: HashMap::new(),
+            defaults: HashMap::new(),
+        };
         inner.register_with_option(Serdes::string());
         inner.register_with_option(Serdes::bytes());
         inner.register_with_option(Serdes::i16());
@@ -70,7 +89,7 @@ impl StreamsBuilder {
     /// A stream of the records of several topics.
     pub fn stream_from<K: Data, V: Data>(&self, topics: &[&str], consumed: Consumed<K, V>) -> KStream<K, V> {
         let mut inner = self.inner.borrow_mut();
-        let name = consumed.name.clone().unwrap_or_else(|| inner.new_name("KSTREAM-SOURCE-"));
+        let name = inner.name_or_new(consumed.name.as_deref(), "KSTREAM-SOURCE-");
         let key_serde = inner.serde(consumed.key_serde, None, &format!("key of source `{name}`"));
         let value_serde = inner.serde(consumed.value_serde, None, &format!("value of source `{name}`"));
         let result = inner
@@ -96,8 +115,7 @@ impl StreamsBuilder {
             Some(s) => s.clone(),
             None => inner.new_store_name(&format!("{topic}-STATE-STORE-")),
         };
-        let source = consumed.name.clone().unwrap_or_else(|| inner.new_name("KSTREAM-SOURCE-"));
-        let name = inner.new_name("KTABLE-SOURCE-");
+        let (source, name) = inner.table_source_names(consumed.name.as_deref());
         let key_serde = inner.serde(
             consumed.key_serde.or_else(|| materialized.key_serde.clone()),
             None,
@@ -159,6 +177,31 @@ impl BuilderInner {
         let name = format!("{prefix}{:010}", self.next_index);
         self.next_index += 1;
         name
+    }
+
+    /// The name of an operator's processor: the given one, else a generated one. As in Kafka Streams
+    /// (`NamedInternal.orElseGenerateWithPrefix`), a given name still consumes an index, so that
+    /// naming one operator does not rename the others; an illegal given name is reported by `build`.
+    pub fn name_or_new(&mut self, named: Option<&str>, prefix: &str) -> String {
+        let generated = self.new_name(prefix);
+        match named {
+            Some(name) => {
+                if let Err(e) = crate::dsl::config::Named::validate(name) {
+                    self.errors.push(e);
+                }
+                name.to_string()
+            }
+            None => generated,
+        }
+    }
+
+    /// The names of a table's source node and its table-source processor: `<name>-source` and
+    /// `<name>` for a `Consumed` named `<name>`, else generated; each consumes an index, as in Kafka
+    /// Streams.
+    pub fn table_source_names(&mut self, named: Option<&str>) -> (String, String) {
+        let source = self.name_or_new(named.map(|n| format!("{n}-source")).as_deref(), "KSTREAM-SOURCE-");
+        let processor = self.name_or_new(named, "KTABLE-SOURCE-");
+        (source, processor)
     }
 
     /// A generated store name (takes an index like a processor name).

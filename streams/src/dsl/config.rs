@@ -54,6 +54,16 @@ impl<K, V> Consumed<K, V> {
 }
 
 /// How records are written to a topic: serdes, partitioner and a processor name.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+///     .to("out", Produced::with(Serdes::string(), Serdes::i64()).with_stream_partitioner(|_t: &str, _: &String, _: &i64, _n: i32| Some(0)));
+/// assert!(builder.build().is_ok());
+/// ```
 pub struct Produced<K, V> {
     pub(crate) key_serde: Option<SharedSerde<K>>,
     pub(crate) value_serde: Option<SharedSerde<V>>,
@@ -84,6 +94,18 @@ impl<K, V> Produced<K, V> {
 }
 
 /// How a stream is grouped: serdes for the repartition topic and its name.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by(|_user, page: &String| page.clone(), Grouped::with(Serdes::string(), Serdes::string()).with_name("by-page"))
+///     .count(Materialized::as_("clicks-per-page"));
+/// let topology = builder.build().unwrap();
+/// assert!(topology.internal_topics().iter().any(|t| t.name == "by-page-repartition"));
+/// ```
 pub struct Grouped<K, V> {
     pub(crate) key_serde: Option<SharedSerde<K>>,
     pub(crate) value_serde: Option<SharedSerde<V>>,
@@ -191,6 +213,18 @@ impl<K, V> Materialized<K, V> {
 }
 
 /// Serdes and name of a stream-table join.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Joined, Materialized, Produced, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// let users = builder.table("users", Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_("users"));
+/// builder
+///     .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+///     .join(&users, |page, name| format!("{name} saw {page}"), Joined::as_("clicks-with-users"))
+///     .to("named-clicks", Produced::default());
+/// assert!(builder.build().unwrap().describe().to_string().contains("Processor: clicks-with-users"));
+/// ```
 pub struct Joined<K, V, VO> {
     pub(crate) key_serde: Option<SharedSerde<K>>,
     pub(crate) value_serde: Option<SharedSerde<V>>,
@@ -221,6 +255,18 @@ impl<K, V, VO> Joined<K, V, VO> {
 }
 
 /// Settings of an explicit repartition: name, serdes, partition count, partitioner.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, Repartitioned, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+///     .repartition(Repartitioned::as_("spread").with_number_of_partitions(6))
+///     .to("out", Produced::default());
+/// let topics = builder.build().unwrap().internal_topics();
+/// assert_eq!((topics[0].name.as_str(), topics[0].partitions), ("spread-repartition", Some(6)));
+/// ```
 pub struct Repartitioned<K, V> {
     pub(crate) name: Option<String>,
     pub(crate) key_serde: Option<SharedSerde<K>>,
@@ -256,7 +302,28 @@ impl<K, V> Repartitioned<K, V> {
     }
 }
 
-/// A processor name.
+/// The name of a processor, replacing the generated `KSTREAM-FILTER-0000000003`-style name, as
+/// Kafka Streams' `Named`. Operators take it in their `_named` variants (`filter_named`,
+/// `map_values_named`, `to_stream_named`, …). Like Kafka Streams, a named operator still consumes
+/// the index its generated name would have had, so the generated names of the other operators do
+/// not change when one is named.
+///
+/// A name is at most 249 characters of ASCII letters, digits, `.`, `_` and `-` (not `.` or `..`);
+/// [`StreamsBuilder::build`](super::StreamsBuilder::build) reports an illegal one.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Named, Produced, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("orders", Consumed::with(Serdes::string(), Serdes::i64())) // KSTREAM-SOURCE-0000000000
+///     .filter_named(|_, amount| *amount > 100, Named::as_("only-big")) // index 1 is consumed
+///     .map_values(|amount| amount * 2) // KSTREAM-MAPVALUES-0000000002
+///     .to("big-orders", Produced::default());
+/// let text = builder.build().unwrap().describe().to_string();
+/// assert!(text.contains("Processor: only-big (stores: [])"));
+/// assert!(text.contains("Processor: KSTREAM-MAPVALUES-0000000002 (stores: [])"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named(pub(crate) String);
 
@@ -265,9 +332,48 @@ impl Named {
     pub fn as_(name: &str) -> Self {
         Named(name.to_string())
     }
+
+    /// The name given.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks the name as Kafka Streams does: 1 to 249 characters of ASCII alphanumerics, `.`, `_`
+    /// and `-`, and neither `.` nor `..`.
+    pub(crate) fn validate(name: &str) -> Result<(), String> {
+        const MAX_NAME_LENGTH: usize = 249;
+        if name.is_empty() {
+            return Err("name is illegal, it can't be empty".into());
+        }
+        if name == "." || name == ".." {
+            return Err("name cannot be \".\" or \"..\"".into());
+        }
+        if name.len() > MAX_NAME_LENGTH {
+            return Err(format!("name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, name: {name}"));
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(format!(
+                "name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The name of a branch of [`KStream::split`](super::KStream::split).
+///
+/// ```
+/// use kstreams_streams::dsl::{Branched, Consumed, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// let branches = builder
+///     .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+///     .split()
+///     .branch(|_, v| *v < 0, Branched::as_("negative"))
+///     .default_branch(Branched::default()); // named `0`
+/// assert_eq!(branches.len(), 2);
+/// assert!(branches.keys().any(|k| k.ends_with("negative")));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Branched {
     pub(crate) name: Option<String>,

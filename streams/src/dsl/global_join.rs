@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::dsl::config::Named;
 use crate::dsl::global_table::GlobalKTable;
 use crate::dsl::kstream::KStream;
 use crate::error::Result;
@@ -74,7 +75,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, &VG) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let joiner: GlobalJoiner<V, VG, VR> = Arc::new(move |v, g| g.map(|g| joiner(v, g)));
-        self.join_global_table(table, Arc::new(key_selector), joiner, false, "KSTREAM-JOIN-")
+        self.join_global_table(table, Arc::new(key_selector), joiner, false, None)
     }
 
     /// Joins each record with the value the global table holds for the key `key_selector` computes
@@ -100,7 +101,31 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, Option<&VG>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let joiner: GlobalJoiner<V, VG, VR> = Arc::new(move |v, g| Some(joiner(v, g)));
-        self.join_global_table(table, Arc::new(key_selector), joiner, true, "KSTREAM-LEFTJOIN-")
+        self.join_global_table(table, Arc::new(key_selector), joiner, true, None)
+    }
+
+    /// Like [`join_global`](Self::join_global), in a processor named `named`.
+    pub fn join_global_named<KG: Data, VG: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<KG, VG>,
+        key_selector: impl Fn(&K, &V) -> KG + Send + Sync + 'static,
+        joiner: impl Fn(&V, &VG) -> VR + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K, VR> {
+        let joiner: GlobalJoiner<V, VG, VR> = Arc::new(move |v, g| g.map(|g| joiner(v, g)));
+        self.join_global_table(table, Arc::new(key_selector), joiner, false, Some(named))
+    }
+
+    /// Like [`left_join_global`](Self::left_join_global), in a processor named `named`.
+    pub fn left_join_global_named<KG: Data, VG: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<KG, VG>,
+        key_selector: impl Fn(&K, &V) -> KG + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&VG>) -> VR + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K, VR> {
+        let joiner: GlobalJoiner<V, VG, VR> = Arc::new(move |v, g| Some(joiner(v, g)));
+        self.join_global_table(table, Arc::new(key_selector), joiner, true, Some(named))
     }
 
     fn join_global_table<KG: Data, VG: Data, VR: Data>(
@@ -109,9 +134,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_selector: KeySelector<K, V, KG>,
         joiner: GlobalJoiner<V, VG, VR>,
         left: bool,
-        prefix: &str,
+        named: Option<Named>,
     ) -> KStream<K, VR> {
-        let name = self.builder.borrow_mut().new_name(prefix);
+        // Kafka Streams names inner and left global joins alike: `KSTREAM-LEFTJOIN-…`.
+        let name = self.builder.borrow_mut().name_or_new(named.as_ref().map(Named::name), "KSTREAM-LEFTJOIN-");
         let store = table.store.clone();
         let supplier = move || StreamGlobalJoin {
             store: store.clone(),

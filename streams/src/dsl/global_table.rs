@@ -1,11 +1,13 @@
 //! [`GlobalKTable`]: a table of every partition of a topic, in every instance.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::dsl::builder::StreamsBuilder;
 use crate::dsl::config::{Consumed, Materialized};
 use crate::record::Data;
 use crate::store::Stores;
+use crate::topology::TimestampExtractor;
 
 /// A table holding the latest value per key of **all** partitions of its topic, in every instance
 /// of the application (Kafka Streams' `GlobalKTable`).
@@ -58,6 +60,10 @@ impl StreamsBuilder {
     /// says; it is never logged nor cached: the topic itself is its changelog. At start the runtime
     /// restores it from the topic before any stream thread runs, then keeps it up to date from a
     /// dedicated `GlobalStreamThread`.
+    ///
+    /// `consumed`'s timestamp extractor, if any, gives each record its timestamp (a tombstone keeps
+    /// its own); a record with a negative one is not stored. A record that cannot be deserialized
+    /// goes to `default.deserialization.exception.handler`, during restoration as afterwards.
     pub fn global_table<K: Data, V: Data>(
         &self,
         topic: &str,
@@ -69,8 +75,7 @@ impl StreamsBuilder {
             Some(s) => s.clone(),
             None => inner.new_store_name(&format!("{topic}-STATE-STORE-")),
         };
-        let source = consumed.name.clone().unwrap_or_else(|| inner.new_name("KSTREAM-SOURCE-"));
-        let processor = inner.new_name("KTABLE-SOURCE-");
+        let (source, processor) = inner.table_source_names(consumed.name.as_deref());
         let key_serde = inner.serde(
             consumed.key_serde.or_else(|| materialized.key_serde.clone()),
             None,
@@ -85,8 +90,16 @@ impl StreamsBuilder {
         if materialized.backend == kstreams_state::Backend::InMemory {
             builder = builder.in_memory();
         }
-        let result =
-            inner.topology.add_global_store(builder, &source, topic, key_serde, value_serde, &processor).map(|_| ());
+        let extractor = consumed.extractor.map(|e| {
+            Arc::new(move |k: &K, v: &Option<V>, ts: i64, pt: i64| match v {
+                Some(v) => e.extract(k, v, ts, pt),
+                None => ts,
+            }) as Arc<dyn TimestampExtractor<K, Option<V>>>
+        });
+        let result = inner
+            .topology
+            .add_global_store_with_extractor(builder, &source, topic, key_serde, value_serde, &processor, extractor)
+            .map(|_| ());
         inner.check(result);
         GlobalKTable { store, _types: PhantomData }
     }

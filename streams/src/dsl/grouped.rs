@@ -142,6 +142,20 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 }
 
 /// A grouped stream aggregated per window.
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, StreamsBuilder, TimeWindows};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// let per_minute = builder
+///     .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by_key(Grouped::default())
+///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
+///     .count(Materialized::as_("clicks-per-minute"));
+/// # let _ = per_minute;
+/// assert!(builder.build().is_ok());
+/// ```
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: Arc<dyn Windows>,

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::dsl::builder::BuilderInner;
-use crate::dsl::config::{Branched, Grouped, Joined, Materialized, Produced, Repartitioned};
+use crate::dsl::config::{Branched, Grouped, Joined, Materialized, Named, Produced, Repartitioned};
 use crate::dsl::functions::Predicate;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::ktable::KTable;
@@ -80,19 +80,49 @@ impl<K: Data, V: Data> KStream<K, V> {
     fn stateless<KR: Data, VR: Data>(
         &self,
         prefix: &str,
+        named: Option<Named>,
         f: impl Fn(Record<K, V>) -> Emit<KR, VR> + Send + Sync + 'static,
         key_serde: Option<SharedSerde<KR>>,
         value_serde: Option<SharedSerde<VR>>,
         key_changed: bool,
     ) -> KStream<KR, VR> {
-        let name = self.builder.borrow_mut().new_name(prefix);
+        let name = self.builder.borrow_mut().name_or_new(named.as_ref().map(Named::name), prefix);
         self.add_processor(name, Stateless::supplier(f), key_serde, value_serde, key_changed)
     }
 
     /// Keeps the records for which `predicate` holds.
     pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+        self.filter_as(predicate, None)
+    }
+
+    /// Like [`filter`](Self::filter), in a processor named `named`.
+    ///
+    /// ```
+    /// use kstreams_streams::dsl::{Consumed, Named, StreamsBuilder};
+    /// use kstreams_streams::serde::Serdes;
+    /// let builder = StreamsBuilder::new();
+    /// let big = builder
+    ///     .stream("orders", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .filter_named(|_, amount| *amount > 100, Named::as_("only-big"));
+    /// # let _ = big;
+    /// assert!(builder.build().unwrap().describe().to_string().contains("Processor: only-big"));
+    /// ```
+    pub fn filter_named(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K, V> {
+        self.filter_as(predicate, Some(named))
+    }
+
+    fn filter_as(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Option<Named>,
+    ) -> KStream<K, V> {
         self.stateless(
             "KSTREAM-FILTER-",
+            named,
             move |r| if predicate(&r.key, &r.value) { Emit::One(r) } else { Emit::None },
             self.key_serde.clone(),
             self.value_serde.clone(),
@@ -102,21 +132,30 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Drops the records for which `predicate` holds.
     pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
-        self.filter(move |k, v| !predicate(k, v))
+        self.filter_as(move |k, v| !predicate(k, v), None)
+    }
+
+    /// Like [`filter_not`](Self::filter_not), in a processor named `named`.
+    pub fn filter_not_named(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K, V> {
+        self.filter_as(move |k, v| !predicate(k, v), Some(named))
     }
 
     /// A new value for each record; the key (and so the partitioning) stays.
     pub fn map_values<VR: Data>(&self, mapper: impl Fn(V) -> VR + Send + Sync + 'static) -> KStream<K, VR> {
-        self.stateless(
-            "KSTREAM-MAPVALUES-",
-            move |r| {
-                let value = mapper(r.value);
-                Emit::One(Record { key: r.key, value, timestamp: r.timestamp, headers: r.headers })
-            },
-            self.key_serde.clone(),
-            None,
-            false,
-        )
+        self.map_values_as(move |_, v| mapper(v), None)
+    }
+
+    /// Like [`map_values`](Self::map_values), in a processor named `named`.
+    pub fn map_values_named<VR: Data>(
+        &self,
+        mapper: impl Fn(V) -> VR + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K, VR> {
+        self.map_values_as(move |_, v| mapper(v), Some(named))
     }
 
     /// A new value for each record, computed from key and value.
@@ -124,8 +163,26 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         mapper: impl Fn(&K, V) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
+        self.map_values_as(mapper, None)
+    }
+
+    /// Like [`map_values_with_key`](Self::map_values_with_key), in a processor named `named`.
+    pub fn map_values_with_key_named<VR: Data>(
+        &self,
+        mapper: impl Fn(&K, V) -> VR + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K, VR> {
+        self.map_values_as(mapper, Some(named))
+    }
+
+    fn map_values_as<VR: Data>(
+        &self,
+        mapper: impl Fn(&K, V) -> VR + Send + Sync + 'static,
+        named: Option<Named>,
+    ) -> KStream<K, VR> {
         self.stateless(
             "KSTREAM-MAPVALUES-",
+            named,
             move |r| {
                 let value = mapper(&r.key, r.value);
                 Emit::One(Record { key: r.key, value, timestamp: r.timestamp, headers: r.headers })
@@ -141,8 +198,26 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         mapper: impl Fn(K, V) -> (KR, VR) + Send + Sync + 'static,
     ) -> KStream<KR, VR> {
+        self.map_as(mapper, None)
+    }
+
+    /// Like [`map`](Self::map), in a processor named `named`.
+    pub fn map_named<KR: Data, VR: Data>(
+        &self,
+        mapper: impl Fn(K, V) -> (KR, VR) + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<KR, VR> {
+        self.map_as(mapper, Some(named))
+    }
+
+    fn map_as<KR: Data, VR: Data>(
+        &self,
+        mapper: impl Fn(K, V) -> (KR, VR) + Send + Sync + 'static,
+        named: Option<Named>,
+    ) -> KStream<KR, VR> {
         self.stateless(
             "KSTREAM-MAP-",
+            named,
             move |r| {
                 let (key, value) = mapper(r.key, r.value);
                 Emit::One(Record { key, value, timestamp: r.timestamp, headers: r.headers })
@@ -158,8 +233,32 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         I: IntoIterator<Item = (KR, VR)>,
     {
+        self.flat_map_as(mapper, None)
+    }
+
+    /// Like [`flat_map`](Self::flat_map), in a processor named `named`.
+    pub fn flat_map_named<KR: Data, VR: Data, I>(
+        &self,
+        mapper: impl Fn(K, V) -> I + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<KR, VR>
+    where
+        I: IntoIterator<Item = (KR, VR)>,
+    {
+        self.flat_map_as(mapper, Some(named))
+    }
+
+    fn flat_map_as<KR: Data, VR: Data, I>(
+        &self,
+        mapper: impl Fn(K, V) -> I + Send + Sync + 'static,
+        named: Option<Named>,
+    ) -> KStream<KR, VR>
+    where
+        I: IntoIterator<Item = (KR, VR)>,
+    {
         self.stateless(
             "KSTREAM-FLATMAP-",
+            named,
             move |r| {
                 let (ts, headers) = (r.timestamp, r.headers);
                 Emit::Many(
@@ -180,8 +279,32 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         I: IntoIterator<Item = VR>,
     {
+        self.flat_map_values_as(mapper, None)
+    }
+
+    /// Like [`flat_map_values`](Self::flat_map_values), in a processor named `named`.
+    pub fn flat_map_values_named<VR: Data, I>(
+        &self,
+        mapper: impl Fn(V) -> I + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<K, VR>
+    where
+        I: IntoIterator<Item = VR>,
+    {
+        self.flat_map_values_as(mapper, Some(named))
+    }
+
+    fn flat_map_values_as<VR: Data, I>(
+        &self,
+        mapper: impl Fn(V) -> I + Send + Sync + 'static,
+        named: Option<Named>,
+    ) -> KStream<K, VR>
+    where
+        I: IntoIterator<Item = VR>,
+    {
         self.stateless(
             "KSTREAM-FLATMAPVALUES-",
+            named,
             move |r| {
                 let (key, ts, headers) = (r.key, r.timestamp, r.headers);
                 Emit::Many(
@@ -199,8 +322,26 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// A new key for each record (marks the stream for repartitioning).
     pub fn select_key<KR: Data>(&self, mapper: impl Fn(&K, &V) -> KR + Send + Sync + 'static) -> KStream<KR, V> {
+        self.select_key_as(mapper, None)
+    }
+
+    /// Like [`select_key`](Self::select_key), in a processor named `named`.
+    pub fn select_key_named<KR: Data>(
+        &self,
+        mapper: impl Fn(&K, &V) -> KR + Send + Sync + 'static,
+        named: Named,
+    ) -> KStream<KR, V> {
+        self.select_key_as(mapper, Some(named))
+    }
+
+    fn select_key_as<KR: Data>(
+        &self,
+        mapper: impl Fn(&K, &V) -> KR + Send + Sync + 'static,
+        named: Option<Named>,
+    ) -> KStream<KR, V> {
         self.stateless(
             "KSTREAM-KEY-SELECT-",
+            named,
             move |r| {
                 let key = mapper(&r.key, &r.value);
                 Emit::One(Record { key, value: r.value, timestamp: r.timestamp, headers: r.headers })
@@ -213,8 +354,18 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Calls `action` on each record and passes it on unchanged.
     pub fn peek(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
+        self.peek_as(action, None)
+    }
+
+    /// Like [`peek`](Self::peek), in a processor named `named`.
+    pub fn peek_named(&self, action: impl Fn(&K, &V) + Send + Sync + 'static, named: Named) -> KStream<K, V> {
+        self.peek_as(action, Some(named))
+    }
+
+    fn peek_as(&self, action: impl Fn(&K, &V) + Send + Sync + 'static, named: Option<Named>) -> KStream<K, V> {
         self.stateless(
             "KSTREAM-PEEK-",
+            named,
             move |r| {
                 action(&r.key, &r.value);
                 Emit::One(r)
@@ -227,8 +378,18 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Calls `action` on each record; the stream ends here.
     pub fn foreach(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) {
+        self.foreach_as(action, None)
+    }
+
+    /// Like [`foreach`](Self::foreach), in a processor named `named`.
+    pub fn foreach_named(&self, action: impl Fn(&K, &V) + Send + Sync + 'static, named: Named) {
+        self.foreach_as(action, Some(named))
+    }
+
+    fn foreach_as(&self, action: impl Fn(&K, &V) + Send + Sync + 'static, named: Option<Named>) {
         let _ = self.stateless::<K, V>(
             "KSTREAM-FOREACH-",
+            named,
             move |r| {
                 action(&r.key, &r.value);
                 Emit::None
@@ -241,8 +402,17 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// One stream of the records of both streams.
     pub fn merge(&self, other: &KStream<K, V>) -> KStream<K, V> {
+        self.merge_as(other, None)
+    }
+
+    /// Like [`merge`](Self::merge), in a processor named `named`.
+    pub fn merge_named(&self, other: &KStream<K, V>, named: Named) -> KStream<K, V> {
+        self.merge_as(other, Some(named))
+    }
+
+    fn merge_as(&self, other: &KStream<K, V>, named: Option<Named>) -> KStream<K, V> {
         let mut inner = self.builder.borrow_mut();
-        let name = inner.new_name("KSTREAM-MERGE-");
+        let name = inner.name_or_new(named.as_ref().map(Named::name), "KSTREAM-MERGE-");
         let result = inner
             .topology
             .add_processor(&name, Stateless::<K, V, K, V>::supplier(Emit::One), &[&self.node, &other.node])
@@ -260,12 +430,29 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Splits the stream by predicates: each record goes to the first branch whose predicate holds.
     pub fn split(&self) -> BranchedKStream<K, V> {
-        BranchedKStream { stream: self.clone(), prefix: None, branches: Vec::new() }
+        self.split_as(None)
     }
 
-    /// Splits the stream; branch names start with `prefix`.
-    pub fn split_named(&self, prefix: &str) -> BranchedKStream<K, V> {
-        BranchedKStream { stream: self.clone(), prefix: Some(prefix.to_string()), branches: Vec::new() }
+    /// Splits the stream with the split processor named `named`; branch names start with it.
+    ///
+    /// ```
+    /// use kstreams_streams::dsl::{Branched, Consumed, Named, StreamsBuilder};
+    /// use kstreams_streams::serde::Serdes;
+    /// let builder = StreamsBuilder::new();
+    /// let branches = builder
+    ///     .stream("orders", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split_named(Named::as_("size-"))
+    ///     .branch(|_, amount| *amount > 100, Branched::as_("big"))
+    ///     .default_branch(Branched::as_("small"));
+    /// assert_eq!(branches.keys().collect::<Vec<_>>(), ["size-big", "size-small"]);
+    /// ```
+    pub fn split_named(&self, named: Named) -> BranchedKStream<K, V> {
+        self.split_as(Some(named))
+    }
+
+    fn split_as(&self, named: Option<Named>) -> BranchedKStream<K, V> {
+        let splitter = self.builder.borrow_mut().name_or_new(named.as_ref().map(Named::name), "KSTREAM-BRANCH-");
+        BranchedKStream { stream: self.clone(), splitter, branches: Vec::new() }
     }
 
     /// Writes every record to `topic`.
@@ -284,7 +471,7 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     fn to_extractor(&self, topic: TopicNameExtractor<K, V>, produced: Produced<K, V>) {
         let mut inner = self.builder.borrow_mut();
-        let name = produced.name.clone().unwrap_or_else(|| inner.new_name("KSTREAM-SINK-"));
+        let name = inner.name_or_new(produced.name.as_deref(), "KSTREAM-SINK-");
         let key_serde = inner.serde(produced.key_serde, self.key_serde.as_ref(), &format!("key of sink `{name}`"));
         let value_serde =
             inner.serde(produced.value_serde, self.value_serde.as_ref(), &format!("value of sink `{name}`"));
@@ -303,6 +490,29 @@ impl<K: Data, V: Data> KStream<K, V> {
         stores: &[&str],
     ) -> KStream<KR, VR> {
         let name = self.builder.borrow_mut().new_name("KSTREAM-PROCESSOR-");
+        self.process_as(supplier, name, stores)
+    }
+
+    /// Like [`process`](Self::process), in a processor named `named`. As in Kafka Streams, a named
+    /// `process` consumes no index of the generated names.
+    pub fn process_named<KR: Data, VR: Data>(
+        &self,
+        supplier: impl ProcessorSupplier<K, V, KR, VR>,
+        named: Named,
+        stores: &[&str],
+    ) -> KStream<KR, VR> {
+        if let Err(e) = Named::validate(named.name()) {
+            self.builder.borrow_mut().check(Err(crate::error::StreamsError::Topology(e)));
+        }
+        self.process_as(supplier, named.0, stores)
+    }
+
+    fn process_as<KR: Data, VR: Data>(
+        &self,
+        supplier: impl ProcessorSupplier<K, V, KR, VR>,
+        name: String,
+        stores: &[&str],
+    ) -> KStream<KR, VR> {
         let stream = self.add_processor(name.clone(), supplier, None, None, true);
         let mut inner = self.builder.borrow_mut();
         let result = inner.topology.connect_processor_and_state_stores(&name, stores).map(|_| ());
@@ -367,6 +577,16 @@ impl<K: Data, V: Data> KStream<K, V> {
         let sink = inner.new_name("KSTREAM-SINK-");
         let filter = drop_null_keys.then(|| inner.new_name("KSTREAM-FILTER-"));
         let source = inner.new_name("KSTREAM-SOURCE-");
+        // A second join of the same stream through the same topic reads the first one's topic (Kafka
+        // Streams reuses its repartition node the same way, after generating the names).
+        if let Some((parent, existing)) = inner.repartitions.get(&topic) {
+            if *parent == self.node {
+                let existing = existing.clone();
+                drop(inner);
+                return KStream::new(self.builder.clone(), existing, Some(key_serde), Some(value_serde), false);
+            }
+        }
+        inner.repartitions.insert(topic.clone(), (self.node.clone(), source.clone()));
         let mut result = Ok(());
         let mut sink_parent = self.node.clone();
         if let Some(filter) = filter {
@@ -448,8 +668,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         prefix: &str,
     ) -> KStream<K, VR> {
         let stream = if self.repartition_required {
-            let name =
-                joined.name.clone().unwrap_or_else(|| self.builder.borrow_mut().new_name("KSTREAM-REPARTITION-"));
+            // As Kafka Streams: the topic is named after the join, else after this stream's node.
+            let name = joined.name.clone().unwrap_or_else(|| self.node.clone());
             let ks = self.builder.borrow_mut().serde(joined.key_serde.clone(), self.key_serde.as_ref(), "join key");
             let vs =
                 self.builder.borrow_mut().serde(joined.value_serde.clone(), self.value_serde.as_ref(), "join value");
@@ -458,7 +678,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             self.clone()
         };
         let store = table.materialized_store_with(joined.other_value_serde.clone());
-        let name = self.builder.borrow_mut().new_name(prefix);
+        let name = self.builder.borrow_mut().name_or_new(joined.name.as_deref(), prefix);
         let supplier_store = store.clone();
         let out = stream.add_processor(
             name.clone(),
@@ -480,10 +700,14 @@ impl<K: Data, V: Data> KStream<K, V> {
         source_topics(inner, &self.node)
     }
 
-    /// A table of the latest value per key of this stream.
+    /// A table of the latest value per key of this stream (repartitioned first if the key changed).
     pub fn to_table(&self, materialized: Materialized<K, V>) -> KTable<K, V> {
-        let stream = self.map_values(Some);
-        KTable::from_stream(&stream, "KSTREAM-TOTABLE-", materialized, self.key_serde.clone(), self.value_serde.clone())
+        KTable::from_stream(self, None, materialized)
+    }
+
+    /// Like [`to_table`](Self::to_table), with the table's processor named `named`.
+    pub fn to_table_named(&self, named: Named, materialized: Materialized<K, V>) -> KTable<K, V> {
+        KTable::from_stream(self, Some(named), materialized)
     }
 }
 
@@ -516,9 +740,22 @@ pub(crate) fn source_topics(inner: &BuilderInner, node: &str) -> Vec<String> {
 
 /// The branches of a split stream; finish with [`default_branch`](Self::default_branch) or
 /// [`no_default_branch`](Self::no_default_branch).
+///
+/// ```
+/// use kstreams_streams::dsl::{Branched, Consumed, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// let branches = builder
+///     .stream("orders", Consumed::with(Serdes::string(), Serdes::i64()))
+///     .split() // KSTREAM-BRANCH-0000000001
+///     .branch(|_, amount| *amount > 100, Branched::default())
+///     .default_branch(Branched::as_("rest"));
+/// assert_eq!(branches.keys().collect::<Vec<_>>(), ["KSTREAM-BRANCH-00000000011", "KSTREAM-BRANCH-0000000001rest"]);
+/// ```
 pub struct BranchedKStream<K, V> {
     stream: KStream<K, V>,
-    prefix: Option<String>,
+    /// The name of the split processor, and the prefix of the branch names.
+    splitter: String,
     branches: Vec<(String, Predicate<K, V>)>,
 }
 
@@ -526,15 +763,15 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
     /// Adds a branch for the records matching `predicate` (and no earlier branch).
     pub fn branch(mut self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static, branched: Branched) -> Self {
         let index = self.branches.len() + 1;
-        let name = branched.name.unwrap_or_else(|| index.to_string());
+        let name = self.child_name(branched, index);
         self.branches.push((name, Arc::new(predicate)));
         self
     }
 
     /// Ends the split with a branch for records matching no predicate; returns the branches by name
-    /// (the prefix plus the branch name, or its 1-based number; the default branch is `0`).
-    pub fn default_branch(self, branched: Branched) -> BTreeMap<String, KStream<K, V>> {
-        let name = branched.name.unwrap_or_else(|| "0".to_string());
+    /// (the split's name plus the branch name, or its 1-based number; the default branch is `0`).
+    pub fn default_branch(mut self, branched: Branched) -> BTreeMap<String, KStream<K, V>> {
+        let name = self.child_name(branched, 0);
         self.finish(Some(name))
     }
 
@@ -543,21 +780,24 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         self.finish(None)
     }
 
+    /// `<split name><branch name or index>`; like Kafka Streams, each branch consumes an index.
+    fn child_name(&mut self, branched: Branched, index: usize) -> String {
+        let name = format!("{}{}", self.splitter, branched.name.unwrap_or_else(|| index.to_string()));
+        let _ = self.stream.builder.borrow_mut().new_name(&name);
+        name
+    }
+
     fn finish(self, default: Option<String>) -> BTreeMap<String, KStream<K, V>> {
-        let builder = self.stream.builder.clone();
-        let split = match &self.prefix {
-            Some(p) => p.clone(),
-            None => builder.borrow_mut().new_name("KSTREAM-BRANCH-"),
-        };
+        let split = self.splitter.clone();
         let predicates: Vec<Predicate<K, V>> = self.branches.iter().map(|(_, p)| p.clone()).collect();
-        let mut children: Vec<String> = self.branches.iter().map(|(n, _)| format!("{split}{n}")).collect();
-        if let Some(d) = &default {
-            children.push(format!("{split}{d}"));
+        let mut children: Vec<String> = self.branches.iter().map(|(n, _)| n.clone()).collect();
+        if let Some(d) = default {
+            children.push(d);
         }
         let targets = children.clone();
-        let has_default = default.is_some();
+        let has_default = children.len() > predicates.len();
         let splitter = self.stream.add_processor(
-            split.clone(),
+            split,
             move || BranchProcessor { predicates: predicates.clone(), targets: targets.clone(), has_default },
             self.stream.key_serde.clone(),
             self.stream.value_serde.clone(),

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use crate::dsl::builder::BuilderInner;
 use crate::dsl::functions::ValueMapperWithKey;
 
-use crate::dsl::config::Materialized;
+use crate::dsl::change::Change;
+use crate::dsl::config::{Materialized, Named};
 use crate::dsl::kstream::{source_topics, KStream};
-use crate::dsl::ops::{TableMap, TableSource, TableToStream};
+use crate::dsl::ops::{StreamTableSource, TableMap, TableSource, TableToStream};
+use crate::processor::ProcessorSupplier;
 
 use crate::record::Data;
 use crate::serde::SharedSerde;
@@ -73,17 +75,29 @@ impl<K: Data, V: Data> KTable<K, V> {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> Self {
+        let supplier_store = store.clone();
+        let supplier = move || TableSource::<K, V> { store: supplier_store.clone(), _types: PhantomData };
+        Self::from_supplier(builder, parent, name, store, materialized, key_serde, value_serde, supplier)
+    }
+
+    /// A table whose processor `name` (from `supplier`) writes the store `store` and forwards changes.
+    #[allow(clippy::too_many_arguments)]
+    fn from_supplier<VI: Data>(
+        builder: Rc<RefCell<BuilderInner>>,
+        parent: &str,
+        name: String,
+        store: String,
+        materialized: Materialized<K, V>,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        supplier: impl ProcessorSupplier<K, VI, K, Change<V>>,
+    ) -> Self {
         let mut inner = builder.borrow_mut();
         let mut store_builder = Stores::key_value(&store, key_serde.clone(), value_serde.clone());
         store_builder = configure(store_builder, &materialized);
-        let supplier_store = store.clone();
         let result = inner
             .topology
-            .add_processor(
-                &name,
-                move || TableSource::<K, V> { store: supplier_store.clone(), _types: PhantomData },
-                &[parent],
-            )
+            .add_processor(&name, supplier, &[parent])
             .and_then(|t| t.add_state_store(store_builder, &[&name]))
             .map(|_| ());
         inner.check(result);
@@ -91,45 +105,64 @@ impl<K: Data, V: Data> KTable<K, V> {
         KTable::new(builder, name, Some(store), Some(key_serde), Some(value_serde))
     }
 
-    /// A table of the latest values of `stream` (values of `None` delete).
-    pub(crate) fn from_stream(
-        stream: &KStream<K, Option<V>>,
-        prefix: &str,
-        materialized: Materialized<K, V>,
-        key_serde: Option<SharedSerde<K>>,
-        value_serde: Option<SharedSerde<V>>,
-    ) -> Self {
+    /// The table of [`KStream::to_table`]: processor `KSTREAM-TOTABLE-…` (or `named`) and store
+    /// `KSTREAM-TOTABLE-STATE-STORE-…` (or the materialized name), through a repartition topic named
+    /// after the processor when the stream's key changed, in Kafka Streams' order.
+    pub(crate) fn from_stream(stream: &KStream<K, V>, named: Option<Named>, materialized: Materialized<K, V>) -> Self {
         let mut inner = stream.builder.borrow_mut();
-        let name = inner.new_name(prefix);
+        let prefix = "KSTREAM-TOTABLE-";
+        let name = inner.name_or_new(named.as_ref().map(Named::name), prefix);
         let store =
             materialized.store_name.clone().unwrap_or_else(|| inner.new_store_name(&format!("{prefix}STATE-STORE-")));
-        let ks = inner.serde(materialized.key_serde.clone(), key_serde.as_ref(), &format!("key of table `{name}`"));
-        let vs =
-            inner.serde(materialized.value_serde.clone(), value_serde.as_ref(), &format!("value of table `{name}`"));
+        let what = |part: &str| format!("{part} of table `{name}`");
+        let ks = inner.serde(materialized.key_serde.clone(), stream.key_serde.as_ref(), &what("key"));
+        let vs = inner.serde(materialized.value_serde.clone(), stream.value_serde.as_ref(), &what("value"));
         drop(inner);
-        Self::from_source(stream.builder.clone(), &stream.node, name, store, materialized, ks, vs)
+        let parent = if stream.repartition_required {
+            stream.through_repartition_topic(&name, ks.clone(), vs.clone(), None, None)
+        } else {
+            stream.clone()
+        };
+        let supplier_store = store.clone();
+        let supplier =
+            move || StreamTableSource(TableSource::<K, V> { store: supplier_store.clone(), _types: PhantomData });
+        Self::from_supplier(stream.builder.clone(), &parent.node, name, store, materialized, ks, vs, supplier)
     }
 
+    /// A `KTABLE-FILTER-`/`KTABLE-MAPVALUES-` processor, named as Kafka Streams names it: with a
+    /// `Materialized` without a store name, an index is consumed before the processor's and the
+    /// result is not materialized (its serdes still apply).
     fn map_table<VR: Data>(
         &self,
         prefix: &str,
+        named: Option<Named>,
         f: ValueMapperWithKey<K, V, VR>,
         materialized: Option<Materialized<K, VR>>,
         value_serde: Option<SharedSerde<VR>>,
     ) -> KTable<K, VR> {
         let mut inner = self.builder.borrow_mut();
-        let name = inner.new_name(prefix);
+        if matches!(&materialized, Some(m) if m.store_name.is_none()) {
+            let _ = inner.new_store_name(&format!("{prefix}STATE-STORE-"));
+        }
+        let name = inner.name_or_new(named.as_ref().map(Named::name), prefix);
         let mut store = None;
         let mut store_builder = None;
         let mut vs = value_serde;
+        let mut ks = self.key_serde.clone();
         if let Some(m) = materialized {
-            let store_name =
-                m.store_name.clone().unwrap_or_else(|| inner.new_store_name(&format!("{prefix}STATE-STORE-")));
-            let ks = inner.serde(m.key_serde.clone(), self.key_serde.as_ref(), &format!("key of table `{name}`"));
-            let v = inner.serde(m.value_serde.clone(), vs.as_ref(), &format!("value of table `{name}`"));
-            store_builder = Some(configure(Stores::key_value(&store_name, ks, v.clone()), &m));
-            vs = Some(v);
-            store = Some(store_name);
+            if m.key_serde.is_some() {
+                ks = m.key_serde.clone();
+            }
+            if m.value_serde.is_some() {
+                vs = m.value_serde.clone();
+            }
+            if let Some(store_name) = m.store_name.clone() {
+                let k = inner.serde(ks.clone(), None, &format!("key of table `{name}`"));
+                let v = inner.serde(vs.clone(), None, &format!("value of table `{name}`"));
+                store_builder = Some(configure(Stores::key_value(&store_name, k, v.clone()), &m));
+                vs = Some(v);
+                store = Some(store_name);
+            }
         }
         let supplier_store = store.clone();
         let mut result = inner
@@ -141,23 +174,51 @@ impl<K: Data, V: Data> KTable<K, V> {
         }
         inner.check(result);
         drop(inner);
-        KTable::new(self.builder.clone(), name, store, self.key_serde.clone(), vs)
+        KTable::new(self.builder.clone(), name, store, ks, vs)
     }
 
     /// Keeps the rows for which `predicate` holds (a row that stops matching is deleted downstream).
     pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KTable<K, V> {
-        let f = Arc::new(move |k: &K, v: V| if predicate(k, &v) { Some(v) } else { None });
-        self.map_table("KTABLE-FILTER-", f, None, self.value_serde.clone())
+        self.map_table("KTABLE-FILTER-", None, keep_if(predicate), None, self.value_serde.clone())
     }
 
-    /// Like [`filter`](Self::filter), materialized in a store.
+    /// Like [`filter`](Self::filter), in a processor named `named`.
+    ///
+    /// ```
+    /// use kstreams_streams::dsl::{Consumed, Materialized, Named, StreamsBuilder};
+    /// use kstreams_streams::serde::Serdes;
+    /// let builder = StreamsBuilder::new();
+    /// let stock = builder.table("stock", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::as_("stock"));
+    /// let low = stock.filter_named(|_, qty| *qty < 10, Named::as_("low-stock"));
+    /// # let _ = low;
+    /// assert!(builder.build().unwrap().describe().to_string().contains("Processor: low-stock (stores: [])"));
+    /// ```
+    pub fn filter_named(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Named,
+    ) -> KTable<K, V> {
+        self.map_table("KTABLE-FILTER-", Some(named), keep_if(predicate), None, self.value_serde.clone())
+    }
+
+    /// Like [`filter`](Self::filter), materialized in a store. As in Kafka Streams, only a
+    /// `Materialized` with a store name materializes; one without gives only serdes.
     pub fn filter_materialized(
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
-        let f = Arc::new(move |k: &K, v: V| if predicate(k, &v) { Some(v) } else { None });
-        self.map_table("KTABLE-FILTER-", f, Some(materialized), self.value_serde.clone())
+        self.map_table("KTABLE-FILTER-", None, keep_if(predicate), Some(materialized), self.value_serde.clone())
+    }
+
+    /// Like [`filter_materialized`](Self::filter_materialized), in a processor named `named`.
+    pub fn filter_named_materialized(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Named,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        self.map_table("KTABLE-FILTER-", Some(named), keep_if(predicate), Some(materialized), self.value_serde.clone())
     }
 
     /// Drops the rows for which `predicate` holds.
@@ -165,24 +226,64 @@ impl<K: Data, V: Data> KTable<K, V> {
         self.filter(move |k, v| !predicate(k, v))
     }
 
-    /// A new value for each row.
-    pub fn map_values<VR: Data>(&self, mapper: impl Fn(V) -> VR + Send + Sync + 'static) -> KTable<K, VR> {
-        self.map_table("KTABLE-MAPVALUES-", Arc::new(move |_: &K, v: V| Some(mapper(v))), None, None)
+    /// Like [`filter_not`](Self::filter_not), in a processor named `named`.
+    pub fn filter_not_named(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        named: Named,
+    ) -> KTable<K, V> {
+        self.filter_named(move |k, v| !predicate(k, v), named)
     }
 
-    /// Like [`map_values`](Self::map_values), materialized in a store.
+    /// A new value for each row.
+    pub fn map_values<VR: Data>(&self, mapper: impl Fn(V) -> VR + Send + Sync + 'static) -> KTable<K, VR> {
+        self.map_table("KTABLE-MAPVALUES-", None, Arc::new(move |_: &K, v: V| Some(mapper(v))), None, None)
+    }
+
+    /// Like [`map_values`](Self::map_values), in a processor named `named`.
+    pub fn map_values_named<VR: Data>(
+        &self,
+        mapper: impl Fn(V) -> VR + Send + Sync + 'static,
+        named: Named,
+    ) -> KTable<K, VR> {
+        self.map_table("KTABLE-MAPVALUES-", Some(named), Arc::new(move |_: &K, v: V| Some(mapper(v))), None, None)
+    }
+
+    /// Like [`map_values`](Self::map_values), materialized in a store (only with a store name, as
+    /// [`filter_materialized`](Self::filter_materialized)).
     pub fn map_values_materialized<VR: Data>(
         &self,
         mapper: impl Fn(V) -> VR + Send + Sync + 'static,
         materialized: Materialized<K, VR>,
     ) -> KTable<K, VR> {
-        self.map_table("KTABLE-MAPVALUES-", Arc::new(move |_: &K, v: V| Some(mapper(v))), Some(materialized), None)
+        let f = Arc::new(move |_: &K, v: V| Some(mapper(v)));
+        self.map_table("KTABLE-MAPVALUES-", None, f, Some(materialized), None)
+    }
+
+    /// Like [`map_values_materialized`](Self::map_values_materialized), in a processor named `named`.
+    pub fn map_values_named_materialized<VR: Data>(
+        &self,
+        mapper: impl Fn(V) -> VR + Send + Sync + 'static,
+        named: Named,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let f = Arc::new(move |_: &K, v: V| Some(mapper(v)));
+        self.map_table("KTABLE-MAPVALUES-", Some(named), f, Some(materialized), None)
     }
 
     /// The stream of this table's updates; a delete becomes a `None` value (a tombstone).
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
+        self.to_stream_as(None)
+    }
+
+    /// Like [`to_stream`](Self::to_stream), in a processor named `named`.
+    pub fn to_stream_named(&self, named: Named) -> KStream<K, Option<V>> {
+        self.to_stream_as(Some(named))
+    }
+
+    fn to_stream_as(&self, named: Option<Named>) -> KStream<K, Option<V>> {
         let mut inner = self.builder.borrow_mut();
-        let name = inner.new_name("KTABLE-TOSTREAM-");
+        let name = inner.name_or_new(named.as_ref().map(Named::name), "KTABLE-TOSTREAM-");
         let result =
             inner.topology.add_processor(&name, || TableToStream::<K, V>(PhantomData), &[&self.node]).map(|_| ());
         inner.check(result);
@@ -226,6 +327,13 @@ impl<K: Data, V: Data> KTable<K, V> {
     pub(crate) fn source_topics(&self, inner: &BuilderInner) -> Vec<String> {
         source_topics(inner, &self.node)
     }
+}
+
+/// A table mapper keeping the rows `predicate` holds for.
+fn keep_if<K: Data, V: Data>(
+    predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+) -> ValueMapperWithKey<K, V, V> {
+    Arc::new(move |k: &K, v: V| if predicate(k, &v) { Some(v) } else { None })
 }
 
 /// Applies a `Materialized`'s backend, logging and caching to a store builder.

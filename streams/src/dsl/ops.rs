@@ -160,6 +160,16 @@ impl<K: Data, V: Data> Processor<K, Option<V>, K, Change<V>> for TableSource<K, 
     }
 }
 
+/// The table source of [`KStream::to_table`](super::KStream::to_table): each record upserts its key.
+pub(crate) struct StreamTableSource<K, V>(pub TableSource<K, V>);
+
+impl<K: Data, V: Data> Processor<K, V, K, Change<V>> for StreamTableSource<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>, record: Record<K, V>) -> Result<()> {
+        let Record { key, value, timestamp, headers } = record;
+        self.0.process(ctx, Record { key, value: Some(value), timestamp, headers })
+    }
+}
+
 /// A table operator that maps each change and may materialize the result.
 pub(crate) struct TableMap<K, V, VR> {
     /// Maps a value; `None` drops it (filter).

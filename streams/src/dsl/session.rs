@@ -48,6 +48,20 @@ impl SessionWindows {
 }
 
 /// A grouped stream aggregated per session.
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, SessionWindows, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// let sessions = builder
+///     .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by_key(Grouped::default())
+///     .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_secs(300)))
+///     .count(Materialized::as_("clicks-per-session"));
+/// # let _ = sessions;
+/// assert!(builder.build().is_ok());
+/// ```
 pub struct SessionWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SessionWindows,

@@ -72,6 +72,24 @@ impl JoinWindows {
 }
 
 /// Serdes of the two sides' window stores (defaults: the streams' serdes).
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::dsl::{Consumed, JoinWindows, Produced, StreamJoined, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// let views = builder.stream("views", Consumed::with(Serdes::string(), Serdes::string()));
+/// let clicks = builder.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()));
+/// views
+///     .join_stream(
+///         &clicks,
+///         |v: &String, c: &String| format!("{v}->{c}"),
+///         JoinWindows::of_time_difference_with_no_grace(Duration::from_secs(10)),
+///         StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string()).with_name("view-click"),
+///     )
+///     .to("view-clicks", Produced::default());
+/// assert!(builder.build().unwrap().describe().to_string().contains("view-click-this-join"));
+/// ```
 pub struct StreamJoined<K, V, VO> {
     pub(crate) key_serde: Option<SharedSerde<K>>,
     pub(crate) value_serde: Option<SharedSerde<V>>,

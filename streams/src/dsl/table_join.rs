@@ -96,9 +96,10 @@ impl<K: Data, V: Data> KTable<K, V> {
         let this_store = self.materialized_store();
         let other_store = other.materialized_store();
         let mut inner = self.builder.borrow_mut();
+        // Kafka Streams' order: the merge processor's name, then both sides'.
+        let merge = inner.new_name("KTABLE-MERGE-");
         let this_name = inner.new_name(prefixes[0]);
         let other_name = inner.new_name(prefixes[1]);
-        let merge = inner.new_name("KTABLE-MERGE-");
         let (j1, j2) = (joiner.clone(), joiner);
         let (s1, s2) = (other_store.clone(), this_store.clone());
         let flipped: Joiner<VO, V, VR> = Arc::new(move |o, v| j2(v, o));

@@ -10,6 +10,27 @@ use crate::task::core::TaskCore;
 use crate::task::TaskId;
 
 /// Which clock drives a punctuation.
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::error::Result;
+/// use kstreams_streams::processor::{Processor, ProcessorContext, PunctuationType, ScheduleId};
+/// use kstreams_streams::record::Record;
+/// /// Forwards a heartbeat every 10 s of wall-clock time.
+/// struct Heartbeat;
+/// impl Processor<String, String> for Heartbeat {
+///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+///         ctx.schedule(Duration::from_secs(10), PunctuationType::WallClockTime)?;
+///         Ok(())
+///     }
+///     fn process(&mut self, _: &mut ProcessorContext<'_, String, String>, _: Record<String, String>) -> Result<()> {
+///         Ok(())
+///     }
+///     fn punctuate(&mut self, ctx: &mut ProcessorContext<'_, String, String>, _: ScheduleId, now: i64) -> Result<()> {
+///         ctx.forward(Record::new("heartbeat".into(), now.to_string(), now))
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PunctuationType {
     /// Fires as stream time (the largest record timestamp a task has seen) advances; never without
@@ -21,10 +42,50 @@ pub enum PunctuationType {
 
 /// Identifies a scheduled punctuation, to tell schedules apart in
 /// [`Processor::punctuate`](super::Processor::punctuate) or to cancel one.
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::error::Result;
+/// use kstreams_streams::processor::{Processor, ProcessorContext, PunctuationType, ScheduleId};
+/// use kstreams_streams::record::Record;
+/// /// Punctuates once, then cancels its schedule.
+/// struct Once(Option<ScheduleId>);
+/// impl Processor<String, String> for Once {
+///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+///         self.0 = Some(ctx.schedule(Duration::from_secs(1), PunctuationType::StreamTime)?);
+///         Ok(())
+///     }
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+///         ctx.forward(r)
+///     }
+///     fn punctuate(&mut self, ctx: &mut ProcessorContext<'_, String, String>, id: ScheduleId, _: i64) -> Result<()> {
+///         if self.0 == Some(id) {
+///             ctx.cancel(id);
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ScheduleId(pub(crate) u64);
 
 /// The processor's window onto its task, typed by what the processor forwards.
+///
+/// ```
+/// use kstreams_streams::error::Result;
+/// use kstreams_streams::processor::{Processor, ProcessorContext};
+/// use kstreams_streams::record::Record;
+/// /// Counts records per key in the store `counts` and forwards the new count.
+/// struct Counter;
+/// impl Processor<String, String, String, i64> for Counter {
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, record: Record<String, String>) -> Result<()> {
+///         let store = ctx.key_value_store::<String, i64>("counts")?;
+///         let count = store.get(&record.key)?.unwrap_or(0) + 1;
+///         store.put(&record.key, &count)?;
+///         ctx.forward(record.with_value(count))
+///     }
+/// }
+/// ```
 pub struct ProcessorContext<'a, KOut, VOut> {
     pub(crate) core: &'a mut TaskCore,
     pub(crate) node: usize,

@@ -7,6 +7,14 @@ use std::time::Duration;
 use crate::error::{Result, StreamsError};
 
 /// `at_least_once` or `exactly_once_v2`.
+///
+/// ```
+/// use kstreams_streams::runtime::{ProcessingGuarantee, StreamsConfig};
+/// let c = StreamsConfig::new().set("application.id", "app").set("bootstrap.servers", "localhost:9092");
+/// assert_eq!(c.validate().unwrap().guarantee, ProcessingGuarantee::AtLeastOnce);
+/// let eos = c.set("processing.guarantee", "exactly_once_v2").validate().unwrap();
+/// assert_eq!(eos.guarantee, ProcessingGuarantee::ExactlyOnceV2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessingGuarantee {
     /// Every input's effect is in the output at least once (duplicates after a crash).
@@ -17,6 +25,18 @@ pub enum ProcessingGuarantee {
 
 /// What to do when a processor fails (`processing.exception.handler`) or a record cannot be
 /// produced (`default.production.exception.handler`).
+///
+/// ```
+/// use kstreams_streams::runtime::{ExceptionHandler, StreamsConfig};
+/// let c = StreamsConfig::new()
+///     .set("application.id", "app")
+///     .set("bootstrap.servers", "localhost:9092")
+///     .set("processing.exception.handler", "log_and_continue")
+///     .validate()
+///     .unwrap();
+/// assert_eq!(c.processing_handler, ExceptionHandler::LogAndContinue);
+/// assert_eq!(c.production_handler, ExceptionHandler::LogAndFail);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExceptionHandler {
     /// Log it and stop the stream thread: the default.
@@ -27,6 +47,18 @@ pub enum ExceptionHandler {
 }
 
 /// What to do with a record that cannot be deserialized (`default.deserialization.exception.handler`).
+///
+/// ```
+/// use kstreams_streams::runtime::{DeserializationHandler, StreamsConfig};
+/// let c = StreamsConfig::new()
+///     .set("application.id", "app")
+///     .set("bootstrap.servers", "localhost:9092")
+///     .set("default.deserialization.exception.handler", "dead_letter_queue")
+///     .set("errors.dead.letter.queue.topic.name", "app-dlq")
+///     .validate()
+///     .unwrap();
+/// assert_eq!(c.deserialization_handler, DeserializationHandler::DeadLetterQueue { topic: "app-dlq".into() });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeserializationHandler {
     /// Log it and stop the stream thread (the application goes to ERROR): the default.
@@ -63,6 +95,19 @@ pub struct StreamsConfig {
 }
 
 /// A checked configuration.
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::runtime::StreamsConfig;
+/// let c = StreamsConfig::new()
+///     .set("application.id", "app")
+///     .set("bootstrap.servers", "localhost:9092")
+///     .set("num.stream.threads", "2")
+///     .validate()
+///     .unwrap();
+/// assert_eq!((c.application_id.as_str(), c.num_stream_threads), ("app", 2));
+/// assert_eq!(c.commit_interval, Duration::from_secs(30)); // the at-least-once default
+/// ```
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
     /// `application.id`: group id, prefix of internal topics and transactional ids.

@@ -10,10 +10,13 @@
 //! concurrently. Every `commit.interval.ms` (at most once a second) with new records, the stores
 //! are flushed and the checkpoint written, and once more when the thread stops.
 //!
-//! A record that cannot be deserialized stops the application under the default
-//! `log_and_fail` handler; under `log_and_continue` (and `dead_letter_queue`, which global topics
-//! do not use) it is logged and skipped. A failure of this thread stops the application in
-//! [`State::Error`](super::State::Error).
+//! A record that cannot be deserialized, during restoration as afterwards, goes to
+//! `default.deserialization.exception.handler` as in a stream thread: `log_and_fail` stops the
+//! application, `log_and_continue` logs and skips it, `dead_letter_queue` writes it to the
+//! dead-letter topic (with the `__streams.errors.*` headers; the checkpoint never moves past a
+//! dead-letter record that is not acknowledged) and skips it. Skipped records are counted with
+//! those without a key or with a negative timestamp (from the `Consumed`'s extractor). A failure
+//! of this thread stops the application in [`State::Error`](super::State::Error).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,22 +25,27 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers as _};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::Message;
 
 use kstreams_state::rocksdb::RocksDbResources;
-use kstreams_state::{RestoreListener, Restorer};
+use kstreams_state::RestoreListener;
 
 use crate::error::{Result, StreamsError};
 use crate::header::{Header, Headers};
 use crate::processor::node::ConsumedBytes;
 use crate::runtime::config::{DeserializationHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::global_restore::{self, Offsets};
-use crate::task::global::GlobalStores;
+use crate::runtime::partition_group::Pending;
+use crate::runtime::thread::send_to_dlq;
+use crate::task::global::{GlobalStores, GlobalUpdate};
 use crate::topology::Topology;
+
+/// How long the dead-letter records of a checkpoint may take to be acknowledged.
+const DEAD_LETTER_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The shortest time between two checkpoints of the global stores (each one flushes them).
 const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -65,22 +73,31 @@ impl GlobalStreamThread {
         let dir = config.state_dir.join(&config.application_id).join("global");
         let checkpoint = global_restore::load(topology, &dir)?;
         let stores = Arc::new(GlobalStores::open(topology, &dir, &RocksDbResources::shared_default())?);
-        let offsets = {
-            let restorer = Restorer::from_config(config.client_config("global.consumer."))?.with_listener(listener);
-            global_restore::restore_all(&stores, &restorer, &checkpoint, partitions)?
+        let consumer = create_consumer(config)?;
+        let dead_letters = match &config.deserialization_handler {
+            DeserializationHandler::DeadLetterQueue { .. } => Some(config.client_config("producer.").create()?),
+            _ => None,
         };
-        global_restore::write_checkpoint(&stores, &dir, &offsets)?;
+        let mut state = UpdaterState {
+            stores: stores.clone(),
+            dir,
+            offsets: Offsets::new(),
+            handler: config.deserialization_handler.clone(),
+            dead_letters,
+            dirty: false,
+        };
+        state.offsets =
+            global_restore::restore_all(&consumer, &stores, &checkpoint, partitions, listener.as_ref(), |m| {
+                state.apply(m)
+            })?;
+        state.flush_dead_letters()?;
+        global_restore::write_checkpoint(&stores, &state.dir, &state.offsets)?;
+        state.dirty = false;
         let updater = Updater {
-            consumer: create_consumer(config, &offsets)?,
+            consumer,
             checkpoint_interval: config.commit_interval.max(MIN_CHECKPOINT_INTERVAL),
             poll: config.poll,
-            state: UpdaterState {
-                stores: stores.clone(),
-                dir,
-                offsets,
-                handler: config.deserialization_handler.clone(),
-                dirty: false,
-            },
+            state,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -121,9 +138,9 @@ impl GlobalStreamThread {
     }
 }
 
-/// A consumer assigned every partition of the global topics at `offsets`: it never joins a group
-/// nor commits.
-fn create_consumer(config: &ValidConfig, offsets: &Offsets) -> Result<BaseConsumer> {
+/// The global consumer: restoration assigns it every partition of the global topics; it never
+/// joins a group nor commits.
+fn create_consumer(config: &ValidConfig) -> Result<BaseConsumer> {
     let mut client = config.client_config("global.consumer.");
     let eos = config.guarantee == ProcessingGuarantee::ExactlyOnceV2;
     client
@@ -136,13 +153,7 @@ fn create_consumer(config: &ValidConfig, offsets: &Offsets) -> Result<BaseConsum
     if client.get("group.id").is_none() {
         client.set("group.id", "kstreams-global-consumer");
     }
-    let consumer: BaseConsumer = client.create()?;
-    let mut assignment = TopicPartitionList::new();
-    for ((topic, partition), offset) in offsets {
-        assignment.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-    }
-    consumer.assign(&assignment)?;
-    Ok(consumer)
+    Ok(client.create()?)
 }
 
 /// The thread's work: apply what the consumer reads, checkpoint now and then.
@@ -159,6 +170,8 @@ struct UpdaterState {
     dir: PathBuf,
     offsets: Offsets,
     handler: DeserializationHandler,
+    /// Under `dead_letter_queue`: the producer of the dead-letter records.
+    dead_letters: Option<BaseProducer>,
     /// Records were applied since the last checkpoint.
     dirty: bool,
 }
@@ -171,7 +184,9 @@ impl Updater {
             for _ in 0..1000 {
                 match self.consumer.poll(timeout) {
                     None => break,
-                    Some(Ok(message)) => self.state.apply(&message)?,
+                    Some(Ok(message)) => {
+                        self.state.apply(&message)?;
+                    }
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
                     Some(Err(e)) => tracing::warn!(error = %e, "global consumer error"),
                 }
@@ -187,7 +202,10 @@ impl Updater {
 }
 
 impl UpdaterState {
-    fn apply(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+    /// Applies one record of a global topic (during restoration as afterwards); a record that
+    /// cannot be deserialized goes to the deserialization exception handler, as in a stream
+    /// thread. Returns whether the record was stored.
+    fn apply(&mut self, m: &BorrowedMessage<'_>) -> Result<bool> {
         let headers: Headers = m
             .headers()
             .map(|hs| {
@@ -201,29 +219,61 @@ impl UpdaterState {
             key: m.key(),
             value: m.payload(),
             timestamp: m.timestamp().to_millis().unwrap_or(-1),
-            headers,
+            headers: headers.clone(),
         };
-        match self.stores.update(bytes) {
-            Ok(_) => {}
-            Err(e @ StreamsError::Deserialization { .. }) => match self.handler {
-                DeserializationHandler::LogAndFail => {
-                    tracing::error!(error = %e, "a record of a global topic cannot be deserialized; stopping \
-                        (default.deserialization.exception.handler=log_and_fail)");
-                    return Err(e);
+        let stored = match self.stores.update(bytes) {
+            Ok(outcome) => matches!(outcome, GlobalUpdate::Applied { .. }),
+            Err(e @ StreamsError::Deserialization { .. }) => {
+                match &self.handler {
+                    DeserializationHandler::LogAndFail => {
+                        tracing::error!(error = %e, "a record of a global topic cannot be deserialized; stopping \
+                            (default.deserialization.exception.handler=log_and_fail)");
+                        return Err(e);
+                    }
+                    DeserializationHandler::LogAndContinue => {
+                        tracing::warn!(error = %e, "skipping a record of a global topic that cannot be deserialized");
+                    }
+                    DeserializationHandler::DeadLetterQueue { topic: dlq } => {
+                        tracing::warn!(error = %e, dead_letter_topic = %dlq,
+                            "record of a global topic sent to the dead-letter topic");
+                        let producer = self.dead_letters.as_ref().ok_or_else(|| {
+                            StreamsError::IllegalState("the global thread has no dead-letter producer".into())
+                        })?;
+                        let pending = Pending {
+                            topic: m.topic().to_string(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            key: m.key().map(<[u8]>::to_vec),
+                            value: m.payload().map(<[u8]>::to_vec),
+                            timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                            headers,
+                        };
+                        send_to_dlq(producer, dlq, &pending, &e)?;
+                        producer.poll(Duration::ZERO);
+                    }
                 }
-                DeserializationHandler::LogAndContinue | DeserializationHandler::DeadLetterQueue { .. } => {
-                    tracing::warn!(error = %e, "skipping a record of a global topic that cannot be deserialized");
-                }
-            },
+                self.stores.count_dropped();
+                false
+            }
             Err(e) => return Err(e),
-        }
+        };
         self.offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
         self.dirty = true;
+        Ok(stored)
+    }
+
+    /// Waits until the dead-letter records sent so far are acknowledged (before a checkpoint
+    /// moves past them).
+    fn flush_dead_letters(&self) -> Result<()> {
+        if let Some(producer) = &self.dead_letters {
+            producer.flush(DEAD_LETTER_FLUSH_TIMEOUT)?;
+        }
         Ok(())
     }
 
     fn checkpoint(&mut self) -> Result<()> {
         if self.dirty {
+            self.flush_dead_letters()?;
             global_restore::write_checkpoint(&self.stores, &self.dir, &self.offsets)?;
             self.dirty = false;
         }

@@ -57,6 +57,22 @@ use metrics::{MeteredRestoreListener, MetricsServer, StreamsMetrics};
 use thread::{KConsumer, ThreadShared, ThreadSpec, ThreadWork};
 
 /// The life cycle of an application, as in Kafka Streams.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kstreams_streams::runtime::{KafkaStreams, State};
+/// # fn f(mut app: KafkaStreams) -> kstreams_streams::Result<()> {
+/// app.set_state_listener(|old, new| println!("{old:?} -> {new:?}"));
+/// app.start()?;
+/// while app.state() != State::Running {
+///     assert_ne!(app.state(), State::Error, "{:?}", app.error());
+///     std::thread::sleep(Duration::from_millis(100));
+/// }
+/// app.close(Duration::from_secs(30))?;
+/// assert_eq!(app.state(), State::NotRunning);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Built, not started.
@@ -77,6 +93,13 @@ type Listener = Box<dyn Fn(State, State) + Send + Sync>;
 type UncaughtHandler = Arc<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
 
 /// What to do when a stream thread fails, as Kafka Streams' `StreamThreadExceptionResponse`.
+///
+/// ```
+/// use kstreams_streams::runtime::{KafkaStreams, StreamThreadExceptionResponse};
+/// # fn f(app: &mut KafkaStreams) {
+/// app.set_uncaught_exception_handler(|_error| StreamThreadExceptionResponse::ShutdownClient);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamThreadExceptionResponse {
     /// Start a new thread in its place (new consumer and producer); its tasks are restored from
@@ -152,6 +175,26 @@ impl Shared {
 }
 
 /// A running (or runnable) Kafka Streams application.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::runtime::{KafkaStreams, StreamsConfig};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+///     .map_values(|v: String| v.to_uppercase())
+///     .to("out", Produced::default());
+/// let config = StreamsConfig::new()
+///     .set("application.id", "upper")
+///     .set("bootstrap.servers", "127.0.0.1:9092")
+///     .set("processing.guarantee", "exactly_once_v2");
+/// let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
+/// app.start().unwrap();
+/// std::thread::sleep(Duration::from_secs(60));
+/// app.close(Duration::from_secs(30)).unwrap();
+/// ```
 pub struct KafkaStreams {
     topology: Arc<Topology>,
     config: Arc<ValidConfig>,

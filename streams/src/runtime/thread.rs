@@ -627,9 +627,11 @@ impl ThreadWork {
     /// input offsets, then the stores (which apply their buffered writes with the changelog offset).
     fn commit(&mut self, consumer: &KConsumer) -> Result<()> {
         let started = Instant::now();
-        self.last_commit = started;
         let result = self.commit_inner(consumer);
         self.commit_latency.observe(started.elapsed().as_secs_f64());
+        // The interval runs from the end of a commit, as in Kafka Streams: a commit that takes as
+        // long as the interval (a transaction commit can) must still leave time to process.
+        self.last_commit = Instant::now();
         result
     }
 
@@ -823,7 +825,12 @@ fn close_task(id: TaskId, mut entry: TaskEntry, clean: bool) {
 
 /// Writes the original record to the dead-letter topic with headers that say where it came from and
 /// why it failed (Kafka Streams' `__streams.errors.*` names).
-fn send_to_dlq(producer: &KProducer, dlq: &str, m: &Pending, error: &StreamsError) -> Result<()> {
+pub(crate) fn send_to_dlq<C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()>>(
+    producer: &rdkafka::producer::BaseProducer<C>,
+    dlq: &str,
+    m: &Pending,
+    error: &StreamsError,
+) -> Result<()> {
     let mut headers = OwnedHeaders::new();
     for h in m.headers.iter() {
         headers = headers.insert(rdkafka::message::Header { key: &h.key, value: h.value.as_deref() });

@@ -53,12 +53,31 @@ pub const PREFIX_LEN: usize = 5;
 /// Finds the Avro schema registered under a Schema Registry id.
 ///
 /// The Schema Registry client implements it over HTTP; [`InMemorySchemas`] over a map.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kstreams_streams::serde::avro::{SchemaLookup, SchemaLookupError};
+/// /// A registry that cannot be reached.
+/// struct Down;
+/// impl SchemaLookup for Down {
+///     fn schema_by_id(&self, _id: u32) -> Result<Arc<apache_avro::Schema>, SchemaLookupError> {
+///         Err(SchemaLookupError::Unavailable { detail: "connection refused".into() })
+///     }
+/// }
+/// assert!(Down.schema_by_id(1).unwrap_err().to_string().contains("unavailable"));
+/// ```
 pub trait SchemaLookup: Send + Sync + 'static {
     /// The schema registered as `id`.
     fn schema_by_id(&self, id: u32) -> Result<Arc<Schema>, SchemaLookupError>;
 }
 
 /// Why a schema could not be found.
+///
+/// ```
+/// use kstreams_streams::serde::avro::{InMemorySchemas, SchemaLookup, SchemaLookupError};
+/// let schemas = InMemorySchemas::new();
+/// assert_eq!(schemas.schema_by_id(9).unwrap_err(), SchemaLookupError::UnknownId { id: 9 });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaLookupError {
     /// No schema has this id.
@@ -312,6 +331,22 @@ impl Serde<Value> for GenericAvroSerde {
 /// Its schema is `T::get_schema()`, registered as the serde's id; reading resolves data of any
 /// known writer schema to it, so `T` may add fields with `#[serde(default)]` and
 /// `#[avro(default = "…")]`. See the [module](self) for an example.
+///
+/// ```
+/// use std::sync::Arc;
+/// use apache_avro::AvroSchema;
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::avro::{InMemorySchemas, SpecificAvroSerde};
+/// use kstreams_streams::serde::Serde;
+/// #[derive(AvroSchema, serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Click { page: String }
+/// let schemas = Arc::new(InMemorySchemas::new());
+/// schemas.register(1, Click::get_schema()).unwrap();
+/// let serde = SpecificAvroSerde::<Click>::new(1, schemas);
+/// let click = Click { page: "/".into() };
+/// let bytes = serde.serialize("clicks", &Headers::new(), &click).unwrap();
+/// assert_eq!(serde.deserialize("clicks", &Headers::new(), bytes.as_deref()).unwrap(), click);
+/// ```
 pub struct SpecificAvroSerde<T> {
     core: AvroCore,
     _type: PhantomData<fn() -> T>,

@@ -51,6 +51,29 @@ pub use self::primitive::{
 pub use apache_avro::Uuid;
 
 /// Converts `T` to and from the bytes of a record key or value.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::{Serde, SerdeError};
+/// /// A temperature in tenths of a degree, as text.
+/// struct Celsius;
+/// impl Serde<f64> for Celsius {
+///     fn serialize(&self, _: &str, _: &Headers, t: &f64) -> Result<Option<Vec<u8>>, SerdeError> {
+///         Ok(Some(format!("{}", (t * 10.0).round() as i64).into_bytes()))
+///     }
+///     fn deserialize(&self, topic: &str, _: &Headers, data: Option<&[u8]>) -> Result<f64, SerdeError> {
+///         let text = data.ok_or_else(|| SerdeError::null(topic, "celsius"))?;
+///         let tenths: i64 = std::str::from_utf8(text)
+///             .ok()
+///             .and_then(|s| s.parse().ok())
+///             .ok_or_else(|| SerdeError::malformed(topic, "celsius", "not a number"))?;
+///         Ok(tenths as f64 / 10.0)
+///     }
+/// }
+/// let bytes = Celsius.serialize("t", &Headers::new(), &21.5).unwrap();
+/// assert_eq!(bytes.as_deref(), Some(&b"215"[..]));
+/// assert_eq!(Celsius.deserialize("t", &Headers::new(), bytes.as_deref()).unwrap(), 21.5);
+/// ```
 pub trait Serde<T>: Send + Sync + 'static {
     /// The bytes of `data`, for a record on `topic`; `None` writes a null (a tombstone).
     fn serialize(&self, topic: &str, headers: &Headers, data: &T) -> Result<Option<Vec<u8>>, SerdeError>;
@@ -59,9 +82,26 @@ pub trait Serde<T>: Send + Sync + 'static {
 }
 
 /// A shareable serde, as topologies and stores hold them.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::{Serdes, SharedSerde};
+/// let serde: SharedSerde<i64> = Serdes::i64();
+/// let bytes = serde.serialize("t", &Headers::new(), &7).unwrap();
+/// assert_eq!(bytes, Some(7i64.to_be_bytes().to_vec()));
+/// ```
 pub type SharedSerde<T> = Arc<dyn Serde<T>>;
 
 /// Why bytes could not become a value, or a value bytes.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::{SerdeError, Serdes};
+/// let err = Serdes::i64().deserialize("t", &Headers::new(), Some(b"abc")).unwrap_err();
+/// assert!(matches!(err, SerdeError::Malformed { .. }), "{err}");
+/// let err = Serdes::string().deserialize("t", &Headers::new(), None).unwrap_err();
+/// assert!(matches!(err, SerdeError::Null { .. }), "{err}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum SerdeError {
     /// A null key or value reached a serde that does not accept one.

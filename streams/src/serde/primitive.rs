@@ -38,6 +38,14 @@ impl Serde<String> for StringSerde {
 }
 
 /// Raw bytes, unchanged, as Kafka's `ByteArraySerializer` / `ByteArrayDeserializer`.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::{Serde, BytesSerde};
+/// let bytes = BytesSerde.serialize("t", &Headers::new(), &vec![1u8, 2]).unwrap();
+/// assert_eq!(bytes, Some(vec![1u8, 2]));
+/// assert_eq!(BytesSerde.deserialize("t", &Headers::new(), bytes.as_deref()).unwrap(), vec![1u8, 2]);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BytesSerde;
 
@@ -95,6 +103,14 @@ big_endian_serde!(F64Serde, f64, 8, "f64", "DoubleSerializer");
 
 /// A `bool` as one byte, `0x01` or `0x00`, as Kafka's `BooleanSerializer`; any other byte is an error,
 /// as in Java's `BooleanDeserializer`.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::{Serde, BoolSerde};
+/// let bytes = BoolSerde.serialize("t", &Headers::new(), &true).unwrap();
+/// assert_eq!(bytes, Some(vec![1u8]));
+/// assert_eq!(BoolSerde.deserialize("t", &Headers::new(), bytes.as_deref()).unwrap(), true);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BoolSerde;
 
@@ -119,6 +135,15 @@ impl Serde<bool> for BoolSerde {
 
 /// A UUID as its 36-character hyphenated lowercase string in UTF-8, as Kafka's `UUIDSerializer`
 /// (`UUID.toString()`). Reading also accepts the other forms the `uuid` crate parses.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::{Serde, Uuid, UuidSerde};
+/// let id = Uuid::parse_str("67e55044-10b1-426f-9247-bb680e5fe0c8").unwrap();
+/// let bytes = UuidSerde.serialize("t", &Headers::new(), &id).unwrap();
+/// assert_eq!(bytes.as_deref(), Some(&b"67e55044-10b1-426f-9247-bb680e5fe0c8"[..])); // as Kafka's UUIDSerializer
+/// assert_eq!(UuidSerde.deserialize("t", &Headers::new(), bytes.as_deref()).unwrap(), id);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UuidSerde;
 
@@ -145,6 +170,14 @@ impl Serde<Uuid> for UuidSerde {
 ///
 /// Kafka's `VoidDeserializer` rejects non-null data; this one ignores it, so a topic whose producer
 /// sets keys can still be read with the keys dropped.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::{Serde, UnitSerde};
+/// let bytes = UnitSerde.serialize("t", &Headers::new(), &()).unwrap();
+/// assert_eq!(bytes, None);
+/// assert_eq!(UnitSerde.deserialize("t", &Headers::new(), bytes.as_deref()).unwrap(), ());
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnitSerde;
 
@@ -160,6 +193,15 @@ impl Serde<()> for UnitSerde {
 /// `Option<T>` over an inner serde: `None` is a Kafka null (a tombstone), `Some(v)` the inner bytes.
 ///
 /// This is how every Java serde treats `null`; build it with [`Serdes::nullable`](super::Serdes::nullable).
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::serde::Serdes;
+/// let serde = Serdes::nullable(Serdes::i64());
+/// assert_eq!(serde.serialize("t", &Headers::new(), &None).unwrap(), None); // a tombstone
+/// assert_eq!(serde.deserialize("t", &Headers::new(), None).unwrap(), None);
+/// assert_eq!(serde.deserialize("t", &Headers::new(), Some(&5i64.to_be_bytes())).unwrap(), Some(5));
+/// ```
 pub struct NullableSerde<T> {
     inner: SharedSerde<T>,
 }

@@ -36,6 +36,14 @@ use crate::task::core::RegisteredStore;
 type TypedFactory = Arc<dyn Fn(OpenedStore, String) -> Result<Box<dyn RegisteredStore>> + Send + Sync>;
 
 /// Describes a store: its name, shape, backend, logging, caching and serdes.
+///
+/// ```
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::store::Stores;
+/// let builder = Stores::key_value("counts", Serdes::string(), Serdes::i64()).in_memory().with_caching_enabled();
+/// assert_eq!(builder.spec().name, "counts");
+/// assert!(builder.spec().caching && builder.spec().logging);
+/// ```
 #[derive(Clone)]
 pub struct StoreBuilder {
     spec: StoreSpec,
@@ -86,6 +94,18 @@ fn mismatch(name: &str, expected: &str) -> StreamsError {
 
 /// Constructors of [`StoreBuilder`]s, as Kafka Streams' `Stores`. Stores are persistent (RocksDB),
 /// change-logged and uncached unless the builder says otherwise.
+///
+/// ```
+/// use std::time::Duration;
+/// use kstreams_streams::dsl::StreamsBuilder;
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::store::Stores;
+/// let builder = StreamsBuilder::new();
+/// builder.add_state_store(Stores::key_value("seen", Serdes::string(), Serdes::i64()));
+/// let hour = Duration::from_secs(3600);
+/// builder.add_state_store(Stores::window("per-minute", hour, Duration::from_secs(60), false, Serdes::string(), Serdes::i64()));
+/// builder.add_state_store(Stores::session("visits", hour, Serdes::string(), Serdes::i64()));
+/// ```
 pub struct Stores;
 
 impl Stores {

@@ -77,6 +77,30 @@ pub struct KeyValueStore<K, V> {
 
 /// An entry the record cache of a store flushed (on commit) or evicted: the latest value of a key
 /// since the previous flush, and the value the store held before it.
+///
+/// ```
+/// use kstreams_streams::error::Result;
+/// use kstreams_streams::processor::{Processor, ProcessorContext};
+/// use kstreams_streams::record::Record;
+/// /// Sums per key into the cached store `sums`, forwarding each key once per flush.
+/// struct Sum;
+/// impl Processor<String, i64> for Sum {
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, i64>) -> Result<()> {
+///         let store = ctx.key_value_store::<String, i64>("sums")?;
+///         let sum = store.get(&r.key)?.unwrap_or(0) + r.value;
+///         store.put(&r.key, &sum)
+///     }
+///     fn flush_cache(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+///         let flushed = ctx.key_value_store::<String, i64>("sums")?.take_flushed()?;
+///         for f in flushed {
+///             if let Some(sum) = f.new {
+///                 ctx.forward(Record::new(f.key, sum, f.timestamp))?;
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheFlush<K, V> {
     /// The key.
@@ -229,6 +253,23 @@ impl<K: Data, V: Data> RegisteredStore for KeyValueStore<K, V> {
 }
 
 /// A window store of `K` to `V` per window.
+///
+/// ```
+/// use kstreams_streams::error::Result;
+/// use kstreams_streams::processor::{Processor, ProcessorContext};
+/// use kstreams_streams::record::Record;
+/// /// Counts records per key and minute in the window store `per-minute`.
+/// struct PerMinute;
+/// impl Processor<String, String, String, i64> for PerMinute {
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, String>) -> Result<()> {
+///         let start = r.timestamp - r.timestamp.rem_euclid(60_000);
+///         let store = ctx.window_store::<String, i64>("per-minute")?;
+///         let count = store.fetch(&r.key, start)?.unwrap_or(0) + 1;
+///         store.put(&r.key, &count, start)?;
+///         ctx.forward(Record::new(r.key, count, r.timestamp))
+///     }
+/// }
+/// ```
 pub struct WindowStore<K, V> {
     inner: Box<dyn WindowBytesStore>,
     window_size: i64,
@@ -308,6 +349,22 @@ impl<K: Data, V: Data> RegisteredStore for WindowStore<K, V> {
 }
 
 /// A session store of `K` to `V` per session.
+///
+/// ```
+/// use kstreams_streams::error::Result;
+/// use kstreams_streams::processor::{Processor, ProcessorContext};
+/// use kstreams_streams::record::Record;
+/// use kstreams_state::SessionWindow;
+/// /// Records each click as a session of its own in the session store `clicks`.
+/// struct Clicks;
+/// impl Processor<String, String> for Clicks {
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+///         let store = ctx.session_store::<String, String>("clicks")?;
+///         store.put(&r.key, SessionWindow { start: r.timestamp, end: r.timestamp }, &r.value)?;
+///         ctx.forward(r)
+///     }
+/// }
+/// ```
 pub struct SessionStore<K, V> {
     inner: Box<dyn SessionBytesStore>,
     codec: Codec<K, V>,

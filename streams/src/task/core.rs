@@ -16,6 +16,24 @@ use crate::record::{RawRecord, RecordMetadata};
 use crate::task::TaskId;
 
 /// Where a task's sink records go: the runtime's producer, or the test driver's output topics.
+///
+/// ```
+/// use kstreams_streams::header::Headers;
+/// use kstreams_streams::task::Collector as RecordCollector;
+/// /// Collects records in memory (the test driver's collector does the same).
+/// #[derive(Default)]
+/// struct Memory(Vec<(String, Option<i32>, Option<Vec<u8>>)>);
+/// impl RecordCollector for Memory {
+///     fn send(&mut self, topic: &str, partition: Option<i32>, _key: Option<Vec<u8>>, value: Option<Vec<u8>>,
+///             _timestamp: i64, _headers: &Headers) -> kstreams_streams::Result<()> {
+///         self.0.push((topic.to_string(), partition, value));
+///         Ok(())
+///     }
+///     fn partitions_for(&mut self, _topic: &str) -> kstreams_streams::Result<i32> {
+///         Ok(1)
+///     }
+/// }
+/// ```
 pub trait RecordCollector: Send {
     /// Sends one record; `partition` is `None` when the producer may choose (null key).
     fn send(

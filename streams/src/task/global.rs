@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use kstreams_state::memory::InMemoryKeyValueStore;
@@ -36,16 +37,22 @@ pub(crate) struct GlobalEntry {
 /// What became of a record of a global topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GlobalUpdate {
-    /// The key was upserted or deleted.
-    Applied,
+    /// The key was upserted or deleted; the record's timestamp (from the extractor, if any).
+    Applied { timestamp: i64 },
     /// The record has no key: nothing to store.
     SkippedNullKey,
+    /// The extracted timestamp is negative: the record is dropped (and counted), as a stream task
+    /// drops it.
+    SkippedInvalidTimestamp { timestamp: i64 },
 }
 
 /// The global stores of a topology, opened.
 #[derive(Default)]
 pub(crate) struct GlobalStores {
     entries: Vec<GlobalEntry>,
+    /// Records not stored: without a key, with a negative timestamp, or skipped by the
+    /// deserialization exception handler.
+    dropped: AtomicU64,
 }
 
 impl GlobalStores {
@@ -71,7 +78,7 @@ impl GlobalStores {
                 source: def.source.clone(),
             });
         }
-        Ok(GlobalStores { entries })
+        Ok(GlobalStores { entries, dropped: AtomicU64::new(0) })
     }
 
     /// The opened stores.
@@ -84,24 +91,55 @@ impl GlobalStores {
         self.entries.iter().any(|e| e.topic == topic)
     }
 
-    /// Applies one record of a global topic to its store, after checking that it deserializes
-    /// with the store's source serdes (a failure is [`StreamsError::Deserialization`], nothing is
-    /// stored). A null value deletes the key; a record without a key is skipped.
-    pub fn update(&self, bytes: ConsumedBytes<'_>) -> Result<GlobalUpdate> {
-        let entry = self
-            .entries
+    /// The store `topic` feeds.
+    pub fn entry_for(&self, topic: &str) -> Result<&GlobalEntry> {
+        self.entries
             .iter()
-            .find(|e| e.topic == bytes.topic)
-            .ok_or_else(|| StreamsError::IllegalState(format!("no global store reads topic `{}`", bytes.topic)))?;
-        let (key, value) = (bytes.key, bytes.value);
-        let Some(key) = key else {
-            tracing::warn!(store = %entry.name, topic = bytes.topic, partition = bytes.partition,
-                offset = bytes.offset, "skipping a record of a global topic without a key");
+            .find(|e| e.topic == topic)
+            .ok_or_else(|| StreamsError::IllegalState(format!("no global store reads topic `{topic}`")))
+    }
+
+    /// Checks one record of a global topic without storing it: it must deserialize with the store's
+    /// source serdes (a failure is [`StreamsError::Deserialization`]) and have a key and a
+    /// non-negative timestamp (from the extractor, if any). Skipped records are logged and counted.
+    pub fn check(&self, bytes: ConsumedBytes<'_>) -> Result<GlobalUpdate> {
+        let entry = self.entry_for(bytes.topic)?;
+        let (topic, partition, offset) = (bytes.topic, bytes.partition, bytes.offset);
+        if bytes.key.is_none() {
+            tracing::warn!(store = %entry.name, topic, partition, offset,
+                "skipping a record of a global topic without a key");
+            self.count_dropped();
             return Ok(GlobalUpdate::SkippedNullKey);
-        };
-        entry.source.deserialize(bytes, i64::MIN)?;
-        entry.store.put(key, value)?;
-        Ok(GlobalUpdate::Applied)
+        }
+        let timestamp = entry.source.deserialize(bytes, i64::MIN)?.timestamp;
+        if timestamp < 0 {
+            tracing::warn!(store = %entry.name, topic, partition, offset, timestamp,
+                "skipping a record of a global topic: its timestamp is negative (check the timestamp extractor)");
+            self.count_dropped();
+            return Ok(GlobalUpdate::SkippedInvalidTimestamp { timestamp });
+        }
+        Ok(GlobalUpdate::Applied { timestamp })
+    }
+
+    /// Applies one record of a global topic to its store if [`check`](Self::check) accepts it (a
+    /// failure stores nothing). A null value deletes the key.
+    pub fn update(&self, bytes: ConsumedBytes<'_>) -> Result<GlobalUpdate> {
+        let (topic, key, value) = (bytes.topic, bytes.key, bytes.value);
+        let outcome = self.check(bytes)?;
+        if let (GlobalUpdate::Applied { .. }, Some(key)) = (outcome, key) {
+            self.entry_for(topic)?.store.put(key, value)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Counts a record that was not stored (also those the deserialization exception handler skips).
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records of global topics not stored so far.
+    pub fn dropped_records(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Typed read-only views of every global store, for one task.

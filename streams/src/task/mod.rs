@@ -43,6 +43,12 @@ impl fmt::Display for TaskId {
 }
 
 /// What became of one input record.
+///
+/// ```
+/// use kstreams_streams::task::Processed;
+/// let outcome = Processed::InvalidTimestamp; // dropped, logged and counted
+/// assert_ne!(outcome, Processed::Done);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processed {
     /// It went through the topology.
@@ -52,6 +58,14 @@ pub enum Processed {
 }
 
 /// A sub-topology instantiated for one partition.
+///
+/// ```
+/// use kstreams_streams::task::StreamTask;
+/// /// A task's progress, for a log line.
+/// fn progress(task: &StreamTask) -> String {
+///     format!("task {}: stream time {}, {} records dropped", task.id(), task.stream_time(), task.dropped_records())
+/// }
+/// ```
 pub struct StreamTask {
     core: TaskCore,
     /// Source node and deserializer per (resolved) topic.

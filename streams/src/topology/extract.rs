@@ -77,9 +77,31 @@ where
 }
 
 /// Chooses the topic of a record.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
+/// use kstreams_streams::record::Record;
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("orders", Consumed::with(Serdes::string(), Serdes::i64()))
+///     // The closure becomes the topic chooser of a dynamic sink.
+///     .to_dynamic(|r: &Record<String, i64>| format!("orders-{}", r.key), Produced::default());
+/// assert!(builder.build().is_ok());
+/// ```
 pub type TopicChooser<K, V> = Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync>;
 
 /// The topic a sink writes a record to: one fixed topic, or one chosen per record.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kstreams_streams::record::Record;
+/// use kstreams_streams::topology::TopicNameExtractor;
+/// let fixed: TopicNameExtractor<String, i64> = TopicNameExtractor::Static("orders".into());
+/// let dynamic: TopicNameExtractor<String, i64> =
+///     TopicNameExtractor::Dynamic(Arc::new(|r: &Record<String, i64>| format!("orders-{}", r.key)));
+/// # let _ = (fixed, dynamic);
+/// ```
 pub enum TopicNameExtractor<K, V> {
     /// Always this topic.
     Static(String),

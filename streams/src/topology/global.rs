@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kstreams_state::StoreKind;
 
-use super::{NodeKind, Topology};
+use super::{NodeKind, TimestampExtractor, Topology};
 use crate::error::{Result, StreamsError};
 use crate::processor::node::{RawSource, TypedSource};
 use crate::record::Data;
@@ -28,7 +28,8 @@ pub(crate) struct GlobalStoreDef {
     pub source_name: String,
     /// The name of its update processor (for `describe()`).
     pub processor_name: String,
-    /// Checks that a record of the topic deserializes (key and nullable value) before it is stored.
+    /// Checks that a record of the topic deserializes (key and nullable value) before it is stored,
+    /// and takes its timestamp (with the `Consumed`'s extractor, if any).
     pub source: Arc<dyn RawSource>,
 }
 
@@ -101,6 +102,39 @@ impl Topology {
         value_serde: SharedSerde<V>,
         processor_name: &str,
     ) -> Result<&mut Self> {
+        self.add_global_store_with_extractor(store, source_name, topic, key_serde, value_serde, processor_name, None)
+    }
+
+    /// Like [`add_global_store`](Self::add_global_store), with the timestamp of each record taken by
+    /// `extractor` (it sees the value as `Option`: `None` is a tombstone). A record whose extracted
+    /// timestamp is negative is not stored, as a stream task drops it (logged and counted).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kstreams_streams::serde::Serdes;
+    /// use kstreams_streams::store::Stores;
+    /// use kstreams_streams::topology::{TimestampExtractor, Topology};
+    ///
+    /// let mut topology = Topology::new();
+    /// let store = Stores::key_value("rates", Serdes::string(), Serdes::i64());
+    /// // The value is the event time; a tombstone keeps the record's timestamp.
+    /// let extractor = |_: &String, v: &Option<i64>, ts: i64, _pt: i64| v.unwrap_or(ts);
+    /// topology
+    ///     .add_global_store_with_extractor(store, "src", "rates", Serdes::string(), Serdes::i64(), "update", Some(Arc::new(extractor)))
+    ///     .unwrap();
+    /// assert_eq!(topology.global_stores().len(), 1);
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_global_store_with_extractor<K: Data, V: Data>(
+        &mut self,
+        store: StoreBuilder,
+        source_name: &str,
+        topic: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        processor_name: &str,
+        extractor: Option<Arc<dyn TimestampExtractor<K, Option<V>>>>,
+    ) -> Result<&mut Self> {
         self.check_new_name(source_name)?;
         self.check_new_name(processor_name)?;
         if source_name == processor_name {
@@ -123,7 +157,7 @@ impl Topology {
             )));
         }
         let source: Arc<dyn RawSource> =
-            Arc::new(TypedSource { key_serde, value_serde: Serdes::nullable(value_serde), extractor: None });
+            Arc::new(TypedSource { key_serde, value_serde: Serdes::nullable(value_serde), extractor });
         self.global.push(GlobalStoreDef {
             store: store.with_logging_disabled().with_caching_disabled(),
             topic: topic.to_string(),

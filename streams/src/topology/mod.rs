@@ -77,6 +77,19 @@ pub(crate) struct NodeDef {
 }
 
 /// What an internal topic is for.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::topology::InternalTopicKind;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by(|_, v: &String| v.clone(), Grouped::default())
+///     .count(Materialized::as_("counts"));
+/// let kinds: Vec<InternalTopicKind> = builder.build().unwrap().internal_topics().into_iter().map(|t| t.kind).collect();
+/// assert!(kinds.contains(&InternalTopicKind::Repartition) && kinds.contains(&InternalTopicKind::Changelog));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InternalTopicKind {
     /// Carries records between sub-topologies after a key change.
@@ -86,6 +99,19 @@ pub enum InternalTopicKind {
 }
 
 /// An internal topic the application creates at start: `<application.id>-<name>`.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by_key(Grouped::default())
+///     .count(Materialized::as_("counts"));
+/// let topics = builder.build().unwrap().internal_topics();
+/// assert_eq!(topics[0].name, "counts-changelog"); // created as `<application.id>-counts-changelog`
+/// assert_eq!(topics[0].configs["cleanup.policy"], "compact");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InternalTopic {
     /// The name without the application id prefix.
@@ -99,6 +125,19 @@ pub struct InternalTopic {
 }
 
 /// One connected part of a topology; it runs as one task per input partition.
+///
+/// ```
+/// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, StreamsBuilder};
+/// use kstreams_streams::serde::Serdes;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by(|_, v: &String| v.clone(), Grouped::as_("by-value"))
+///     .count(Materialized::as_("counts"));
+/// let subs = builder.build().unwrap().subtopologies();
+/// assert_eq!(subs.len(), 2, "the repartition topic splits the topology");
+/// assert_eq!(subs[1].source_topics, ["by-value-repartition"]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubTopology {
     /// Numbered as Kafka Streams numbers them (by source node name).
@@ -125,6 +164,26 @@ struct Grouping {
 
 /// A processing topology: a graph of sources, processors and sinks with their state stores, and
 /// the global stores (see [`add_global_store`](Self::add_global_store)) kept apart from it.
+///
+/// ```
+/// use kstreams_streams::processor::{Processor, ProcessorContext};
+/// use kstreams_streams::record::Record;
+/// use kstreams_streams::serde::Serdes;
+/// use kstreams_streams::store::Stores;
+/// use kstreams_streams::topology::Topology;
+/// struct Pass;
+/// impl Processor<String, String> for Pass {
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> kstreams_streams::Result<()> {
+///         ctx.forward(r)
+///     }
+/// }
+/// let mut t = Topology::new();
+/// t.add_source("src", &["in"], Serdes::string(), Serdes::string()).unwrap()
+///     .add_processor("pass", || Pass, &["src"]).unwrap()
+///     .add_state_store(Stores::key_value("seen", Serdes::string(), Serdes::string()), &["pass"]).unwrap()
+///     .add_sink("sink", "out", Serdes::string(), Serdes::string(), &["pass"]).unwrap();
+/// assert!(t.describe().to_string().contains("Processor: pass (stores: [seen])"));
+/// ```
 #[derive(Default)]
 pub struct Topology {
     pub(crate) nodes: Vec<NodeDef>,
