@@ -250,7 +250,7 @@ fn ceiling_consume(env: &ChildEnv, stop: &AtomicBool) -> Result<(), String> {
 fn ceiling_produce(env: &ChildEnv, stop: &AtomicBool, transactional: bool) -> Result<(), String> {
     let consumer = consumer(env, !transactional, transactional)?;
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &env.bootstrap).set("linger.ms", "5");
+    config.set("bootstrap.servers", &env.bootstrap).set("linger.ms", "100");
     if transactional {
         config.set("transactional.id", format!("{}-txn", env.app_id));
     }

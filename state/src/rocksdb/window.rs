@@ -155,6 +155,10 @@ impl WindowBytesStore for RocksDbWindowStore {
         if self.segments.is_expired(window_start) {
             return Ok(None);
         }
+        if !self.retain_duplicates {
+            // One entry per (key, window): a point lookup, much cheaper than an iterator.
+            return self.segments.get(window_start, &window_storage_key(key, window_start, 0));
+        }
         let mut out = Vec::new();
         self.scan(self.segments.segment_id(window_start), Some(key), window_start, window_start, &mut out)?;
         Ok(out.into_iter().next().map(|d| d.3))

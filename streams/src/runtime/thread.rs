@@ -209,7 +209,12 @@ fn now_ms() -> i64 {
 /// predecessor with the same `transactional.id`).
 fn create_producer(config: &ValidConfig, transactional_id: &str, ctx: ProducerCtx) -> Result<Arc<KProducer>> {
     let mut client = config.client_config("producer.");
-    client.set("linger.ms", "5").set("enable.idempotence", "true");
+    // Kafka Streams' producer default (larger batches, fewer requests for the broker); a
+    // `producer.linger.ms` of the user's wins.
+    if client.get("linger.ms").is_none() {
+        client.set("linger.ms", "100");
+    }
+    client.set("enable.idempotence", "true");
     if is_eos(config) {
         client
             .set("transactional.id", transactional_id)
