@@ -8,6 +8,25 @@ use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options, WriteBufferM
 ///
 /// It runs after the shared cache and write-buffer manager are set, for every store and every
 /// column family; replacing the block-based table factory detaches the store from the shared cache.
+/// A closure `Fn(&str, &mut Options)` is one too.
+///
+/// ```
+/// use kstreams_state::rocksdb::{RocksDbConfigSetter, RocksDbResources};
+///
+/// /// Bigger memtables for the store that takes most writes.
+/// struct BigCounts;
+///
+/// impl RocksDbConfigSetter for BigCounts {
+///     fn set_config(&self, store_name: &str, options: &mut rocksdb::Options) {
+///         if store_name == "counts" {
+///             options.set_write_buffer_size(64 << 20);
+///         }
+///     }
+/// }
+///
+/// let resources = RocksDbResources::new(256 << 20, 0.5).with_config_setter(BigCounts);
+/// let _options = resources.options("counts");
+/// ```
 pub trait RocksDbConfigSetter: Send + Sync {
     /// Adjusts `options` of the store called `store_name`.
     fn set_config(&self, store_name: &str, options: &mut Options);
