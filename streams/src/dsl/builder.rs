@@ -111,21 +111,9 @@ impl StreamsBuilder {
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
         let mut inner = self.inner.borrow_mut();
-        let store = match &materialized.store_name {
-            Some(s) => s.clone(),
-            None => inner.new_store_name(&format!("{topic}-STATE-STORE-")),
-        };
+        let (store, key_serde, value_serde) =
+            inner.table_store_and_serdes("table", topic, (consumed.key_serde, consumed.value_serde), &materialized);
         let (source, name) = inner.table_source_names(consumed.name.as_deref());
-        let key_serde = inner.serde(
-            consumed.key_serde.or_else(|| materialized.key_serde.clone()),
-            None,
-            &format!("key of table `{topic}`"),
-        );
-        let value_serde = inner.serde(
-            consumed.value_serde.or_else(|| materialized.value_serde.clone()),
-            None,
-            &format!("value of table `{topic}`"),
-        );
         let extractor = consumed.extractor.map(|e| {
             Arc::new(move |k: &K, v: &Option<V>, ts: i64, pt: i64| match v {
                 Some(v) => e.extract(k, v, ts, pt),
@@ -198,6 +186,33 @@ impl BuilderInner {
     /// The names of a table's source node and its table-source processor: `<name>-source` and
     /// `<name>` for a `Consumed` named `<name>`, else generated; each consumes an index, as in Kafka
     /// Streams.
+    /// The store name and serdes of a table read from `topic` (`kind`: "table", "global table"):
+    /// the store is `materialized`'s or a generated one; serdes come from `consumed`, else
+    /// `materialized`, else the defaults.
+    pub fn table_store_and_serdes<K: Data, V: Data>(
+        &mut self,
+        kind: &str,
+        topic: &str,
+        consumed: (Option<SharedSerde<K>>, Option<SharedSerde<V>>),
+        materialized: &Materialized<K, V>,
+    ) -> (String, SharedSerde<K>, SharedSerde<V>) {
+        let store = match &materialized.store_name {
+            Some(s) => s.clone(),
+            None => self.new_store_name(&format!("{topic}-STATE-STORE-")),
+        };
+        let key_serde = self.serde(
+            consumed.0.or_else(|| materialized.key_serde.clone()),
+            None,
+            &format!("key of {kind} `{topic}`"),
+        );
+        let value_serde = self.serde(
+            consumed.1.or_else(|| materialized.value_serde.clone()),
+            None,
+            &format!("value of {kind} `{topic}`"),
+        );
+        (store, key_serde, value_serde)
+    }
+
     pub fn table_source_names(&mut self, named: Option<&str>) -> (String, String) {
         let source = self.name_or_new(named.map(|n| format!("{n}-source")).as_deref(), "KSTREAM-SOURCE-");
         let processor = self.name_or_new(named, "KTABLE-SOURCE-");

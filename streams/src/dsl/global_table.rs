@@ -71,21 +71,13 @@ impl StreamsBuilder {
         materialized: Materialized<K, V>,
     ) -> GlobalKTable<K, V> {
         let mut inner = self.inner.borrow_mut();
-        let store = match &materialized.store_name {
-            Some(s) => s.clone(),
-            None => inner.new_store_name(&format!("{topic}-STATE-STORE-")),
-        };
+        let (store, key_serde, value_serde) = inner.table_store_and_serdes(
+            "global table",
+            topic,
+            (consumed.key_serde, consumed.value_serde),
+            &materialized,
+        );
         let (source, processor) = inner.table_source_names(consumed.name.as_deref());
-        let key_serde = inner.serde(
-            consumed.key_serde.or_else(|| materialized.key_serde.clone()),
-            None,
-            &format!("key of global table `{topic}`"),
-        );
-        let value_serde = inner.serde(
-            consumed.value_serde.or_else(|| materialized.value_serde.clone()),
-            None,
-            &format!("value of global table `{topic}`"),
-        );
         let mut builder = Stores::key_value(&store, key_serde.clone(), value_serde.clone());
         if materialized.backend == kstreams_state::Backend::InMemory {
             builder = builder.in_memory();
