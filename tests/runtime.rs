@@ -391,6 +391,49 @@ fn a_task_takes_its_partitions_records_in_timestamp_order() {
     let _ = support::delete_topics(&[format!("{app}-prices-changelog").as_str()]);
 }
 
+/// With the default `max.task.idle.ms` (0) a task still waits for an empty partition that has data
+/// on the broker (KIP-695): the orders, fetched first and younger than every price, wait until the
+/// prices are read, so each order meets its price. Without that wait the first fetched orders would
+/// be joined with an empty table.
+#[test]
+fn a_task_waits_for_a_partition_with_data_on_the_broker() {
+    support::require_broker();
+    let (orders, prices, output) =
+        (support::unique_topic("lag-orders"), support::unique_topic("lag-prices"), support::unique_topic("lag-out"));
+    let _topics =
+        support::create_topics(&[TopicSpec::new(&orders, 1), TopicSpec::new(&prices, 1), TopicSpec::new(&output, 1)])
+            .unwrap();
+    // 10 MB of prices take several fetches (1 MB per partition each); the orders arrive in one and
+    // ask for the last prices first.
+    let n = 5_000;
+    let base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 600_000;
+    let order_records: Vec<_> =
+        (0..n).map(|i| (format!("p{}", n - 1 - i), format!("order{i}"), base + 100_000 + i)).collect();
+    let pad = "x".repeat(2_000);
+    let price_records: Vec<_> = (0..n).map(|i| (format!("p{i}"), format!("{}{pad}", 100 + i), base + i)).collect();
+    produce_timed(&orders, &order_records);
+    produce_timed(&prices, &price_records);
+
+    let builder = StreamsBuilder::new();
+    let table = builder.table(&prices, Consumed::with(Serdes::string(), Serdes::string()), Materialized::as_("prices"));
+    builder
+        .stream(&orders, Consumed::with(Serdes::string(), Serdes::string()))
+        .left_join(&table, |o: String, p: Option<String>| format!("{o}@{}", p.unwrap_or_default()), Default::default())
+        .to(&output, Produced::with(Serdes::string(), Serdes::string()));
+    let state_dir = tempfile::tempdir().unwrap();
+    let app = support::unique_name("lag");
+    let cfg = config(&app, "at_least_once", state_dir.path());
+    let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+    streams.start().unwrap();
+    let read = || support::read_to_end(&output, Isolation::ReadCommitted).unwrap_or_default();
+    let done = eventually(Duration::from_secs(60), || read().len() >= n as usize);
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "not every order was joined");
+    let unmatched: Vec<String> = read().iter().map(|r| r.value_str()).filter(|v| v.ends_with('@')).collect();
+    assert!(unmatched.is_empty(), "{} orders met an empty table, e.g. {:?}", unmatched.len(), unmatched.first());
+    let _ = support::delete_topics(&[format!("{app}-prices-changelog").as_str()]);
+}
+
 /// With a record cache (`with_caching_enabled`, `statestore.cache.max.bytes` > 0), updates of a key
 /// between commits reach the output and the changelog once, and the counts stay exact.
 #[test]

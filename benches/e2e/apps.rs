@@ -195,6 +195,10 @@ fn run_streams(scenario: &str, env: &ChildEnv, stop: &AtomicBool) -> Result<(), 
         .set("replication.factor", "1")
         .set("state.dir", &env.state_dir)
         .set("consumer.auto.offset.reset", "earliest");
+    // Extra settings for experiments, `name=value;name=value` (e.g. librdkafka queue sizes).
+    let extra = std::env::var("BENCH_KSTREAMS_CONFIG").unwrap_or_default();
+    let config =
+        extra.split(';').filter_map(|kv| kv.split_once('=')).fold(config, |c, (k, v)| c.set(k.trim(), v.trim()));
     let mut app = KafkaStreams::new(topology, config).map_err(|e| format!("config: {e}"))?;
     let announced = Arc::new(AtomicBool::new(false));
     let flag = announced.clone();
@@ -223,6 +227,9 @@ fn consumer(env: &ChildEnv, auto_commit: bool, read_committed: bool) -> Result<B
         .set("enable.auto.commit", if auto_commit { "true" } else { "false" })
         .set("auto.commit.interval.ms", "100")
         .set("isolation.level", if read_committed { "read_committed" } else { "read_uncommitted" })
+        // kstreams' stream-thread defaults, so the ceiling is measured with the same queues.
+        .set("queued.max.messages.kbytes", "2048")
+        .set("fetch.queue.backoff.ms", "5")
         .create()
         .map_err(|e| format!("consumer: {e}"))?;
     consumer.subscribe(&[&env.input]).map_err(|e| format!("subscribe {}: {e}", env.input))?;
@@ -250,7 +257,7 @@ fn ceiling_consume(env: &ChildEnv, stop: &AtomicBool) -> Result<(), String> {
 fn ceiling_produce(env: &ChildEnv, stop: &AtomicBool, transactional: bool) -> Result<(), String> {
     let consumer = consumer(env, !transactional, transactional)?;
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &env.bootstrap).set("linger.ms", "100");
+    config.set("bootstrap.servers", &env.bootstrap).set("linger.ms", "100").set("queue.buffering.max.kbytes", "16384");
     if transactional {
         config.set("transactional.id", format!("{}-txn", env.app_id));
     }
@@ -293,10 +300,32 @@ fn ceiling_produce(env: &ChildEnv, stop: &AtomicBool, transactional: bool) -> Re
     if transactional {
         commit_transaction(&producer, &consumer, &env.input, &positions, timeout)?;
     } else {
-        producer.flush(timeout).map_err(|e| format!("flush: {e}"))?;
+        flush_now(&producer, timeout)?;
     }
     println!("APP STOPPED");
     Ok(())
+}
+
+/// Flushes without waiting for `linger.ms`, as kstreams' commit does (rdkafka's `flush`, called by
+/// `commit_transaction` too, calls `rd_kafka_flush` with 0 ms, which ends before the broker threads
+/// see it, so every round waits for the linger): `rd_kafka_flush` calls of 5 ms, serving delivery
+/// reports in between.
+fn flush_now(producer: &BaseProducer, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // SAFETY: the pointer is the producer's live librdkafka handle.
+        let err = unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), 5) };
+        if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Ok(());
+        }
+        producer.poll(Duration::from_millis(1));
+        if producer.in_flight_count() == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("flush: timed out ({err:?})"));
+        }
+    }
 }
 
 fn commit_transaction(
@@ -312,6 +341,7 @@ fn commit_transaction(
     }
     let group = consumer.group_metadata().ok_or("no consumer group metadata")?;
     producer.send_offsets_to_transaction(&offsets, &group, timeout).map_err(|e| format!("send offsets: {e}"))?;
+    flush_now(producer, timeout)?;
     producer.commit_transaction(timeout).map_err(|e| format!("commit_transaction: {e}"))?;
     producer.begin_transaction().map_err(|e| format!("begin_transaction: {e}"))
 }

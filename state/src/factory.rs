@@ -64,6 +64,9 @@ impl StateStore for StoreHandle {
     fn flush(&mut self) -> StateResult<()> {
         each!(self, s => s.flush())
     }
+    fn flush_cache(&mut self) -> StateResult<()> {
+        each!(self, s => s.flush_cache())
+    }
     fn close(&mut self) -> StateResult<()> {
         each!(self, s => s.close())
     }

@@ -57,6 +57,12 @@ pub trait StateStore: Send {
     fn persistent(&self) -> bool;
     /// Makes buffered writes durable (RocksDB memtables, caches forward their dirty entries).
     fn flush(&mut self) -> StateResult<()>;
+    /// Writes what a record cache holds down to the store below it (and so to its changelog),
+    /// without making anything durable: the first step of a commit (Kafka Streams' `flushCache`).
+    /// Stores without a cache do nothing.
+    fn flush_cache(&mut self) -> StateResult<()> {
+        Ok(())
+    }
     /// Flushes and releases resources. Using the store afterwards is an error.
     fn close(&mut self) -> StateResult<()>;
     /// Applies a batch of changelog records (changelog key and value layout) during restoration,

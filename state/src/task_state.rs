@@ -13,7 +13,14 @@
 //!   interval: its contents may hold writes whose transaction never committed, so it is wiped (with a
 //!   log line saying why) and restored from the beginning.
 //!
-//! Checkpoints: under `at_least_once` the checkpoint is written after every commit. Under
+//! Checkpoints: under `at_least_once` the RocksDB stores write without a write-ahead log (see
+//! [`rocksdb`](crate::rocksdb)), so a checkpoint must follow a flush of their memtables. As in Kafka
+//! Streams (`StateManagerUtil.checkpointNeeded`), a commit therefore commits (flushes) the stores and
+//! writes the checkpoint only when the changelog offsets moved by more than
+//! [`OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`] in total since the last checkpoint (or a changelog
+//! partition is not in it yet), or when forced ([`commit_and_checkpoint`](TaskStateManager::commit_and_checkpoint));
+//! a clean close always writes it. After a crash the stores replay their changelogs from the last
+//! checkpoint: at most about that many records, plus what arrived since. Under
 //! `exactly_once_v2` it is read and then deleted when the task opens, and written again only by a clean
 //! close: a checkpoint on disk then always means "the store is at a committed point". RocksDB stores
 //! (key-value, window and session) record their offset with their data under exactly-once, so they
@@ -28,6 +35,11 @@ use crate::factory::{open_store_with, store_dir, OpenedStore, StoreOptions};
 use crate::restore::{RestoreOutcome, Restorer};
 use crate::state_dir::load_checkpoint;
 use crate::store::{StateStore, StoreContext, StoreSpec};
+
+/// Under at-least-once, a commit writes the checkpoint (after flushing the stores) only when the
+/// changelog offsets moved by more than this many records in total since the last checkpoint (Kafka
+/// Streams' `StateManagerUtil.OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`).
+pub const OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT: i64 = 10_000;
 
 /// The state of one task: its logged stores' changelog offsets and its checkpoint file.
 ///
@@ -144,43 +156,95 @@ impl TaskStateManager {
 
     /// Commits `stores` after the task's output and changelog records are durable in Kafka (after the
     /// producer flushed, or the transaction committed). `last_written(topic)` is the offset of the last
-    /// record written to the task's partition of changelog `topic`, if any was. Under at-least-once the
-    /// checkpoint is written afterwards.
+    /// record written to the task's partition of changelog `topic`, if any was.
+    ///
+    /// Under exactly-once every store commits (with its changelog offset) each time. Under
+    /// at-least-once the offsets are recorded each time, but the stores are committed (their
+    /// memtables flushed) and the checkpoint written only when [`checkpoint_needed`](Self::checkpoint_needed)
+    /// says so; returns whether the checkpoint was written.
     pub fn commit<'a>(
         &mut self,
         stores: impl IntoIterator<Item = &'a mut dyn StateStore>,
         last_written: impl Fn(&str) -> Option<i64>,
-    ) -> StateResult<()> {
+    ) -> StateResult<bool> {
+        self.commit_inner(stores, last_written, false)
+    }
+
+    /// [`commit`](Self::commit), writing the checkpoint under at-least-once whatever the offsets moved
+    /// (Kafka Streams' enforced checkpoint, e.g. before suspending a task). Under exactly-once it is a
+    /// plain commit.
+    pub fn commit_and_checkpoint<'a>(
+        &mut self,
+        stores: impl IntoIterator<Item = &'a mut dyn StateStore>,
+        last_written: impl Fn(&str) -> Option<i64>,
+    ) -> StateResult<bool> {
+        self.commit_inner(stores, last_written, true)
+    }
+
+    fn commit_inner<'a>(
+        &mut self,
+        stores: impl IntoIterator<Item = &'a mut dyn StateStore>,
+        last_written: impl Fn(&str) -> Option<i64>,
+        force: bool,
+    ) -> StateResult<bool> {
         for topic in self.changelogs.values() {
             if let Some(last) = last_written(topic) {
                 let next = self.offsets.entry(topic.clone()).or_insert(0);
                 *next = (*next).max(last + 1);
             }
         }
+        if !self.exactly_once && !force && !self.checkpoint_needed() {
+            return Ok(false);
+        }
         for store in stores {
             let offset = self.changelog_offset(store.name());
             store.commit(offset)?;
         }
-        if !self.exactly_once {
-            self.write_checkpoint()?;
+        if self.exactly_once {
+            return Ok(false);
         }
-        Ok(())
+        self.write_checkpoint()?;
+        Ok(true)
     }
 
-    /// Writes the checkpoint of a task closing cleanly (after its final [`commit`](Self::commit)).
+    /// Whether an at-least-once commit would write the checkpoint now: a checkpointed changelog
+    /// partition (of a persistent store, with a known offset) is missing from the last checkpoint or
+    /// behind it, or the offsets moved by more than [`OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`] in total
+    /// since it.
+    pub fn checkpoint_needed(&self) -> bool {
+        let mut delta: i64 = 0;
+        for (topic, offset) in self.checkpointed_offsets() {
+            match self.checkpoint.get(topic, self.partition) {
+                // Behind the checkpoint (e.g. the changelog was recreated and restored from its start):
+                // the old checkpoint would replay from too far on a restart.
+                Some(old) if old > offset => return true,
+                Some(old) => delta = delta.saturating_add(offset - old),
+                None => return true,
+            }
+        }
+        delta > OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT
+    }
+
+    /// Writes the checkpoint of a task closing cleanly, whatever the offsets moved. Call it after its
+    /// final [`commit`](Self::commit) and after its stores were closed (which flushes them): the
+    /// checkpoint must not claim writes that are still only in memory.
     pub fn close_clean(&mut self) -> StateResult<()> {
         self.write_checkpoint()
     }
 
+    /// The changelog partitions the checkpoint holds (those of persistent stores with a known offset),
+    /// with their next offsets.
+    fn checkpointed_offsets(&self) -> impl Iterator<Item = (&str, i64)> + '_ {
+        self.changelogs
+            .iter()
+            .filter(|(store, _)| self.persistent.get(*store).copied().unwrap_or(false))
+            .filter_map(|(_, topic)| self.offsets.get(topic).map(|offset| (topic.as_str(), *offset)))
+    }
+
     fn write_checkpoint(&mut self) -> StateResult<()> {
         let mut checkpoint = Checkpoint::default();
-        for (store, topic) in &self.changelogs {
-            if !self.persistent.get(store).copied().unwrap_or(false) {
-                continue;
-            }
-            if let Some(offset) = self.offsets.get(topic) {
-                checkpoint.set(topic, self.partition, *offset);
-            }
+        for (topic, offset) in self.checkpointed_offsets() {
+            checkpoint.set(topic, self.partition, offset);
         }
         if checkpoint.is_empty() {
             return Ok(());
@@ -188,5 +252,170 @@ impl TaskStateManager {
         checkpoint.write(&self.task_dir)?;
         self.checkpoint = checkpoint;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{Backend, ChangelogRecord, ChangelogSink};
+
+    struct NoSink;
+
+    impl ChangelogSink for NoSink {
+        fn send(&self, _record: ChangelogRecord<'_>) -> StateResult<()> {
+            Ok(())
+        }
+    }
+
+    /// A store that records the offsets it was committed with.
+    struct Recorder {
+        name: String,
+        commits: Vec<Option<i64>>,
+    }
+
+    impl StateStore for Recorder {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn persistent(&self) -> bool {
+            true
+        }
+        fn flush(&mut self) -> StateResult<()> {
+            Ok(())
+        }
+        fn close(&mut self) -> StateResult<()> {
+            Ok(())
+        }
+        fn restore_batch(&mut self, _batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
+            Ok(())
+        }
+        fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
+            self.commits.push(changelog_offset);
+            Ok(())
+        }
+    }
+
+    fn context(dir: &Path) -> StoreContext {
+        StoreContext {
+            application_id: "app".into(),
+            task_dir: dir.join("0_0"),
+            partition: 0,
+            changelog: Some(Arc::new(NoSink)),
+            record_timestamp: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    fn spec(name: &str, backend: Backend) -> StoreSpec {
+        let mut spec = StoreSpec::key_value(name);
+        spec.backend = backend;
+        spec.caching = false;
+        spec
+    }
+
+    const TOPIC: &str = "app-counts-changelog";
+
+    fn checkpointed(ctx: &StoreContext) -> Option<i64> {
+        Checkpoint::read(&ctx.task_dir).unwrap().and_then(|c| c.get(TOPIC, 0))
+    }
+
+    #[test]
+    fn at_least_once_checkpoints_only_when_the_offsets_moved_enough_or_when_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let mut manager = TaskStateManager::new(&ctx.task_dir, 0, false).unwrap();
+        let mut opened = manager.open(&spec("counts", Backend::RocksDb), &ctx, &StoreOptions::default(), None).unwrap();
+        let mut recorder = Recorder { name: "counts".into(), commits: Vec::new() };
+        let mut commit = |manager: &mut TaskStateManager, opened: &mut OpenedStore, last: i64, force: bool| {
+            let stores = [&mut opened.store as &mut dyn StateStore, &mut recorder];
+            if force {
+                manager.commit_and_checkpoint(stores, |_| Some(last)).unwrap()
+            } else {
+                manager.commit(stores, |_| Some(last)).unwrap()
+            }
+        };
+
+        // Not in the checkpoint yet: the first commit writes it.
+        assert!(commit(&mut manager, &mut opened, 99, false));
+        assert_eq!(checkpointed(&ctx), Some(100));
+        // 5,000 and then exactly 10,000 offsets since the checkpoint: not enough.
+        assert!(!commit(&mut manager, &mut opened, 5_099, false));
+        assert_eq!(checkpointed(&ctx), Some(100));
+        assert!(!commit(&mut manager, &mut opened, 10_099, false));
+        assert_eq!(checkpointed(&ctx), Some(100));
+        assert_eq!(manager.changelog_offset("counts"), Some(10_100), "offsets are recorded at every commit");
+        // 10,001: the stores are committed and the checkpoint is written.
+        assert!(commit(&mut manager, &mut opened, 10_100, false));
+        assert_eq!(checkpointed(&ctx), Some(10_101));
+        // A few more, then forced.
+        assert!(!commit(&mut manager, &mut opened, 10_200, false));
+        assert_eq!(checkpointed(&ctx), Some(10_101));
+        assert!(commit(&mut manager, &mut opened, 10_300, true));
+        assert_eq!(checkpointed(&ctx), Some(10_301));
+
+        // A clean close writes the checkpoint whatever moved.
+        assert!(!commit(&mut manager, &mut opened, 10_400, false));
+        assert_eq!(recorder.commits, vec![Some(100), Some(10_101), Some(10_301)], "stores commit with the checkpoint");
+        opened.store.close().unwrap();
+        manager.close_clean().unwrap();
+        assert_eq!(checkpointed(&ctx), Some(10_401));
+
+        // The next instance reads it: nothing moved, nothing to checkpoint.
+        let mut manager = TaskStateManager::new(&ctx.task_dir, 0, false).unwrap();
+        let mut opened = manager.open(&spec("counts", Backend::RocksDb), &ctx, &StoreOptions::default(), None).unwrap();
+        assert_eq!(manager.changelog_offset("counts"), Some(10_401));
+        assert!(!manager.checkpoint_needed());
+        assert!(!manager.commit([&mut opened.store as &mut dyn StateStore], |_| None).unwrap());
+    }
+
+    #[test]
+    fn at_least_once_checkpoints_an_offset_behind_the_checkpoint_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let mut cp = Checkpoint::default();
+        cp.set(TOPIC, 0, 500);
+        cp.write(&ctx.task_dir).unwrap();
+        let mut manager = TaskStateManager::new(&ctx.task_dir, 0, false).unwrap();
+        manager.open(&spec("counts", Backend::RocksDb), &ctx, &StoreOptions::default(), None).unwrap();
+        // Open found a fresh store: no offset is known, the old checkpoint is kept as it is.
+        assert!(!manager.checkpoint_needed());
+        assert!(manager.commit(std::iter::empty(), |_| Some(9)).unwrap(), "behind the checkpoint (topic recreated)");
+        assert_eq!(checkpointed(&ctx), Some(10));
+    }
+
+    #[test]
+    fn in_memory_stores_never_trigger_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let mut manager = TaskStateManager::new(&ctx.task_dir, 0, false).unwrap();
+        let mut opened =
+            manager.open(&spec("counts", Backend::InMemory), &ctx, &StoreOptions::default(), None).unwrap();
+        assert!(!manager.commit([&mut opened.store as &mut dyn StateStore], |_| Some(50_000)).unwrap());
+        assert!(!manager.checkpoint_needed());
+        manager.close_clean().unwrap();
+        assert_eq!(Checkpoint::read(&ctx.task_dir).unwrap(), None);
+    }
+
+    #[test]
+    fn exactly_once_commits_the_stores_every_time_and_checkpoints_only_on_a_clean_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let opts = StoreOptions { exactly_once: true, ..StoreOptions::default() };
+        let mut manager = TaskStateManager::new(&ctx.task_dir, 0, true).unwrap();
+        let mut opened = manager.open(&spec("counts", Backend::RocksDb), &ctx, &opts, None).unwrap();
+        let mut recorder = Recorder { name: "counts".into(), commits: Vec::new() };
+        for last in [0, 1, 2] {
+            let stores = [&mut opened.store as &mut dyn StateStore, &mut recorder];
+            assert!(!manager.commit(stores, |_| Some(last)).unwrap());
+        }
+        assert_eq!(recorder.commits, vec![Some(1), Some(2), Some(3)]);
+        assert_eq!(opened.store.committed_offset().unwrap(), Some(3));
+        assert_eq!(Checkpoint::read(&ctx.task_dir).unwrap(), None);
+        opened.store.close().unwrap();
+        manager.close_clean().unwrap();
+        assert_eq!(checkpointed(&ctx), Some(3));
     }
 }

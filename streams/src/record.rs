@@ -68,8 +68,8 @@ impl<K, V> Record<K, V> {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// Source topic.
-    pub topic: String,
+    /// Source topic (shared by every record the task reads from it).
+    pub topic: std::sync::Arc<str>,
     /// Source partition.
     pub partition: i32,
     /// Source offset.

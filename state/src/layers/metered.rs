@@ -153,6 +153,9 @@ macro_rules! metered_state_store {
                 }
                 Ok(())
             }
+            fn flush_cache(&mut self) -> StateResult<()> {
+                self.inner.flush_cache()
+            }
             fn close(&mut self) -> StateResult<()> {
                 self.inner.close()
             }

@@ -54,6 +54,10 @@ macro_rules! caching_layer {
                 self.inner.flush()
             }
 
+            fn flush_cache(&mut self) -> StateResult<()> {
+                self.write_dirty()
+            }
+
             fn close(&mut self) -> StateResult<()> {
                 let flushed = self.flush();
                 self.cache.borrow_mut().clear();

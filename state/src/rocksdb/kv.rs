@@ -2,15 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{Direction, IteratorMode, DB};
+use rocksdb::{Direction, IteratorMode, WriteOptions, DB};
 
-use super::{changes_batch, open_db, rocks_err, within, RocksDbResources};
+use super::{changes_batch, no_wal, open_db, rocks_err, within, RocksDbResources};
 use crate::error::{StateError, StateResult};
 use crate::store::{KeyValueBytesStore, KeyValueIter, StateStore};
 
 /// A key-value store in its own RocksDB instance (default column family), keys in byte order.
 ///
-/// The write-ahead log stays on, so every acknowledged write survives a process crash.
+/// This is the at-least-once store. As in Kafka Streams, writes bypass RocksDB's write-ahead log
+/// (the changelog topic is the durable copy), and [`flush`](StateStore::flush),
+/// [`commit`](StateStore::commit) and [`close`](StateStore::close) flush the memtables to SST files. A
+/// crash loses the writes since the last flush; they are replayed from the changelog, from the task's
+/// checkpoint, which is written only after a flush. (Under exactly-once use
+/// [`EosKeyValueStore`](super::EosKeyValueStore).)
 ///
 /// ```
 /// use kstreams_state::rocksdb::{RocksDbKeyValueStore, RocksDbResources};
@@ -27,6 +32,8 @@ pub struct RocksDbKeyValueStore {
     path: PathBuf,
     db: Option<DB>,
     fresh: bool,
+    /// Writes skip the write-ahead log.
+    write_opts: WriteOptions,
 }
 
 impl std::fmt::Debug for RocksDbKeyValueStore {
@@ -42,7 +49,7 @@ impl RocksDbKeyValueStore {
         let path = path.as_ref().to_path_buf();
         let opts = resources.options(&name);
         let (db, fresh) = open_db(&name, &path, &opts)?;
-        Ok(RocksDbKeyValueStore { name, path, db: Some(db), fresh })
+        Ok(RocksDbKeyValueStore { name, path, db: Some(db), fresh, write_opts: no_wal() })
     }
 
     /// Whether the store started empty at open (its folder was missing or wiped): restore it from the
@@ -84,20 +91,21 @@ impl StateStore for RocksDbKeyValueStore {
         true
     }
 
+    /// Flushes the memtables to SST files (the writes skip the WAL), waiting until they are written.
     fn flush(&mut self) -> StateResult<()> {
-        self.db()?.flush_wal(true).map_err(rocks_err(&self.name))
+        self.db()?.flush().map_err(rocks_err(&self.name))
     }
 
     fn close(&mut self) -> StateResult<()> {
         if let Some(db) = self.db.take() {
-            db.flush_wal(true).map_err(rocks_err(&self.name))?;
+            db.flush().map_err(rocks_err(&self.name))?;
         }
         Ok(())
     }
 
     fn restore_batch(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> StateResult<()> {
         let db = self.db()?;
-        db.write(changes_batch(batch.iter().map(|(k, v)| (k, v)))).map_err(rocks_err(&self.name))
+        db.write_opt(changes_batch(batch.iter().map(|(k, v)| (k, v))), &self.write_opts).map_err(rocks_err(&self.name))
     }
 }
 
@@ -109,8 +117,8 @@ impl KeyValueBytesStore for RocksDbKeyValueStore {
     fn put(&mut self, key: &[u8], value: Option<&[u8]>) -> StateResult<()> {
         let db = self.db()?;
         match value {
-            Some(v) => db.put(key, v),
-            None => db.delete(key),
+            Some(v) => db.put_opt(key, v, &self.write_opts),
+            None => db.delete_opt(key, &self.write_opts),
         }
         .map_err(rocks_err(&self.name))
     }
@@ -148,5 +156,46 @@ impl Drop for RocksDbKeyValueStore {
         if let Err(e) = self.close() {
             tracing::warn!(store = %self.name, error = %e, "closing RocksDB store on drop failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{sst_files, wal_bytes};
+    use super::*;
+
+    fn memtable_entries(s: &RocksDbKeyValueStore) -> u64 {
+        s.db().unwrap().property_int_value("rocksdb.num-entries-active-mem-table").unwrap().unwrap()
+    }
+
+    #[test]
+    fn writes_skip_the_wal_and_a_commit_flushes_them_to_sst_files_that_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv");
+        let res = RocksDbResources::shared_default();
+        {
+            let mut s = RocksDbKeyValueStore::open("kv", &path, &res).unwrap();
+            s.put(b"a", Some(b"1")).unwrap();
+            s.put(b"b", Some(b"2")).unwrap();
+            s.put(b"b", None).unwrap();
+            s.restore_batch(&[(b"c".to_vec(), Some(b"3".to_vec())), (b"d".to_vec(), None)]).unwrap();
+            assert_eq!(wal_bytes(&path), 0, "puts, deletes and restored batches skip the WAL");
+            assert_eq!(memtable_entries(&s), 5, "the writes are only in the memtable");
+            assert_eq!(sst_files(&path), 0);
+            s.commit(Some(10)).unwrap();
+            assert_eq!(memtable_entries(&s), 0, "the commit flushed the memtable");
+            assert!(sst_files(&path) > 0, "the commit wrote SST files");
+            assert_eq!(wal_bytes(&path), 0);
+            s.put(b"e", Some(b"5")).unwrap();
+            s.flush().unwrap();
+            assert_eq!(memtable_entries(&s), 0, "flush flushes the memtable too");
+        }
+        let s = RocksDbKeyValueStore::open("kv", &path, &res).unwrap();
+        assert!(!s.was_fresh());
+        let all: Vec<_> = s.all().unwrap().map(Result::unwrap).collect();
+        assert_eq!(
+            all,
+            vec![(b"a".to_vec(), b"1".to_vec()), (b"c".to_vec(), b"3".to_vec()), (b"e".to_vec(), b"5".to_vec())]
+        );
     }
 }

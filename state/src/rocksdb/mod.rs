@@ -9,6 +9,16 @@
 //! - [`RocksDbResources`]: the block cache and write-buffer manager shared by every instance of the
 //!   process, so RocksDB memory does not grow with partitions × stores.
 //!
+//! # Durability
+//!
+//! As in Kafka Streams, the at-least-once stores ([`RocksDbKeyValueStore`], and window and session
+//! stores opened without `buffer_until_commit`) write with RocksDB's **write-ahead log disabled**: the
+//! changelog topic is the durable copy. Their `flush`, `commit` and `close` flush the memtables to SST
+//! files (waiting for it), which the task does before it writes a checkpoint
+//! (see [`TaskStateManager`](crate::TaskStateManager)); writes since the last flush are lost by a crash
+//! and come back from the changelog, replayed from the checkpoint. The exactly-once stores keep the
+//! WAL: their commit writes the changes and the changelog offset in one batch synced to it.
+//!
 //! A folder whose RocksDB files are corrupt is detected at open, wiped with a `warn!` saying why,
 //! and reopened empty (the store reports [`was_fresh`](RocksDbKeyValueStore::was_fresh) so the runtime
 //! restores it from the start of its changelog).
@@ -58,7 +68,7 @@ pub use window::RocksDbWindowStore;
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamilyDescriptor, FlushOptions, Options, WriteBatch, WriteOptions, DB};
 
 use crate::error::{StateError, StateResult};
 
@@ -106,6 +116,27 @@ pub(crate) fn read_offset(db: &DB, store: &str) -> StateResult<Option<i64>> {
             Ok(Some(i64::from_be_bytes(arr)))
         }
     }
+}
+
+/// Write options of the at-least-once stores: no write-ahead log (the changelog is the durable copy;
+/// see the module docs).
+pub(crate) fn no_wal() -> WriteOptions {
+    let mut wo = WriteOptions::default();
+    wo.disable_wal(true);
+    wo
+}
+
+/// Flushes the memtables of the default column family and of the column families named `cfs` (those
+/// that exist) to SST files, waiting until they are written.
+pub(crate) fn flush_memtables<'a>(db: &DB, cfs: impl IntoIterator<Item = &'a str>, store: &str) -> StateResult<()> {
+    let mut handles = Vec::new();
+    if let Some(cf) = db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME) {
+        handles.push(cf);
+    }
+    handles.extend(cfs.into_iter().filter_map(|cf| db.cf_handle(cf)));
+    let mut opts = FlushOptions::default();
+    opts.set_wait(true);
+    db.flush_cfs_opt(&handles, &opts).map_err(rocks_err(store))
 }
 
 /// Wraps a RocksDB error with the store's name.
@@ -173,4 +204,27 @@ pub(crate) fn wipe(path: &Path) -> StateResult<()> {
 /// A key `k` with `lo <= k <= hi`, where `hi` may be absent (unbounded).
 pub(crate) fn within(key: &[u8], hi: Option<&[u8]>) -> bool {
     hi.is_none_or(|hi| key <= hi)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    /// Total size of the write-ahead log files in a RocksDB folder.
+    pub(crate) fn wal_bytes(path: &Path) -> u64 {
+        files_ending(path, ".log").iter().map(|f| f.metadata().unwrap().len()).sum()
+    }
+
+    /// The SST files in a RocksDB folder.
+    pub(crate) fn sst_files(path: &Path) -> usize {
+        files_ending(path, ".sst").len()
+    }
+
+    fn files_ending(path: &Path, suffix: &str) -> Vec<std::fs::DirEntry> {
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+            .collect()
+    }
 }

@@ -77,8 +77,9 @@ impl std::fmt::Debug for RocksDbResources {
     }
 }
 
-/// The default total when nothing is configured: 128 MiB, half of it for memtables.
-pub const DEFAULT_TOTAL_OFF_HEAP_BYTES: usize = 128 << 20;
+/// The default total when nothing is configured: 64 MiB, half of it for memtables (a process-wide
+/// bound; Kafka Streams' defaults give every store its own 50 MiB cache and 3 × 16 MiB memtables).
+pub const DEFAULT_TOTAL_OFF_HEAP_BYTES: usize = 64 << 20;
 
 impl RocksDbResources {
     /// A cache of `total_off_heap_bytes`, of which `memtable_share` (clamped to 0.05..=0.9) may be
@@ -105,7 +106,7 @@ impl RocksDbResources {
         self
     }
 
-    /// The process-wide default (128 MiB, half memtables), used when no resources are configured.
+    /// The process-wide default (64 MiB, half memtables), used when no resources are configured.
     pub fn shared_default() -> Arc<RocksDbResources> {
         static DEFAULT: OnceLock<Arc<RocksDbResources>> = OnceLock::new();
         DEFAULT.get_or_init(|| Arc::new(RocksDbResources::new(DEFAULT_TOTAL_OFF_HEAP_BYTES, 0.5))).clone()
@@ -138,8 +139,9 @@ impl RocksDbResources {
         opts.create_missing_column_families(true);
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.set_write_buffer_manager(&self.write_buffer_manager);
-        // Kafka Streams' defaults: 16 MiB memtables, at most 3 of them.
-        opts.set_write_buffer_size(16 << 20);
+        // 8 MiB memtables, at most 3 (Kafka Streams: 16 MiB): smaller ones keep the process small
+        // and their skip lists short; the shared write-buffer manager bounds the total anyway.
+        opts.set_write_buffer_size(8 << 20);
         opts.set_max_write_buffer_number(3);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&self.cache);

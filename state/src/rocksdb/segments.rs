@@ -9,6 +9,13 @@
 //! without per-key deletes. Records inside the oldest live segment that are already expired are
 //! filtered out by reads.
 //!
+//! # At-least-once
+//!
+//! Without a commit buffer (at-least-once), writes and restored changes skip RocksDB's write-ahead
+//! log, as in Kafka Streams (the changelog topic is the durable copy), and `flush`, `commit` and
+//! `close` flush the memtables of every segment to SST files (see [`rocksdb`](super)). Dropping an
+//! expired segment's column family is unaffected.
+//!
 //! The observed stream time is not persisted: after a reopen it starts unknown and is re-established
 //! by the first write (or by restoration), as in Kafka Streams.
 //!
@@ -26,9 +33,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
-use rocksdb::{Direction, IteratorMode, Options, WriteBatch, DB};
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
-use super::{ensure_meta_cf, open_db, read_offset, rocks_err, within, write_with_offset};
+use super::{ensure_meta_cf, flush_memtables, no_wal, open_db, read_offset, rocks_err, within, write_with_offset};
 use crate::error::{StateError, StateResult};
 use crate::layers::caching_kv::merge_over;
 use crate::memory::expired;
@@ -44,8 +51,9 @@ pub fn segment_interval(retention_ms: i64) -> i64 {
 
 const PREFIX: &str = "segment-";
 
-/// Changes waiting for the next commit, by (segment id, storage key); `None` deletes.
-type Pending = BTreeMap<(i64, Vec<u8>), Option<Vec<u8>>>;
+/// Changes waiting for the next commit, by segment id, then storage key (looked up by `&[u8]`,
+/// without allocating); `None` deletes.
+type Pending = BTreeMap<i64, BTreeMap<Vec<u8>, Option<Vec<u8>>>>;
 
 /// A restored change: the timestamp that places it in a segment, its storage key, and its value
 /// (`None` deletes).
@@ -70,6 +78,8 @@ pub(crate) struct Segments {
     live: BTreeMap<i64, String>,
     fresh: bool,
     buffer: Option<CommitBuffer>,
+    /// Options of the unbuffered (at-least-once) writes: no write-ahead log.
+    no_wal: WriteOptions,
 }
 
 impl Segments {
@@ -92,6 +102,7 @@ impl Segments {
             live,
             fresh,
             buffer: None,
+            no_wal: no_wal(),
         })
     }
 
@@ -111,25 +122,35 @@ impl Segments {
         self.db.as_ref().ok_or_else(|| StateError::Closed(self.name.clone()))
     }
 
-    /// Syncs the write-ahead log (buffered changes stay buffered).
+    /// With a buffer (exactly-once), syncs the write-ahead log; buffered changes stay buffered.
+    /// Without one, flushes every segment's memtable to SST files (the writes skip the WAL).
     pub(crate) fn flush(&self) -> StateResult<()> {
-        self.db()?.flush_wal(true).map_err(rocks_err(&self.name))
+        self.flush_db(self.db()?)
+    }
+
+    fn flush_db(&self, db: &DB) -> StateResult<()> {
+        if self.buffer.is_some() {
+            db.flush_wal(true).map_err(rocks_err(&self.name))
+        } else {
+            flush_memtables(db, self.live.values().map(String::as_str), &self.name)
+        }
     }
 
     pub(crate) fn close(&mut self) -> StateResult<()> {
         if let Some(buffer) = self.buffer.as_mut().filter(|b| !b.pending.is_empty()) {
-            tracing::warn!(store = %self.name, discarded = buffer.pending.len(),
+            tracing::warn!(store = %self.name, discarded = buffer.pending.values().map(BTreeMap::len).sum::<usize>(),
                 "closing with uncommitted writes; they will be replayed from the changelog");
             buffer.pending.clear();
         }
         if let Some(db) = self.db.take() {
-            db.flush_wal(true).map_err(rocks_err(&self.name))?;
+            self.flush_db(&db)?;
         }
         Ok(())
     }
 
     /// Applies the buffered changes (if buffering) with `changelog_offset` in one synced write batch,
-    /// then drops the segments that expired meanwhile. Without a buffer it syncs the WAL.
+    /// then drops the segments that expired meanwhile. Without a buffer it [flushes](Self::flush) the
+    /// memtables.
     pub(crate) fn commit(&mut self, changelog_offset: Option<i64>) -> StateResult<()> {
         let Some(buffer) = self.buffer.as_mut() else {
             return self.flush();
@@ -138,13 +159,15 @@ impl Segments {
         let expired = std::mem::take(&mut buffer.expired);
         let db = self.db.as_mut().ok_or_else(|| StateError::Closed(self.name.clone()))?;
         let mut wb = WriteBatch::default();
-        for ((id, key), value) in &pending {
+        for (id, changes) in &pending {
             let Some(cf) = self.live.get(id).and_then(|cf| db.cf_handle(cf)) else {
                 continue; // the segment expired before the commit
             };
-            match value {
-                Some(v) => wb.put_cf(cf, key, v),
-                None => wb.delete_cf(cf, key),
+            for (key, value) in changes {
+                match value {
+                    Some(v) => wb.put_cf(cf, key, v),
+                    None => wb.delete_cf(cf, key),
+                }
             }
         }
         write_with_offset(db, wb, changelog_offset, &self.name)?;
@@ -195,7 +218,7 @@ impl Segments {
         for id in dead {
             let Some(cf) = self.live.remove(&id) else { continue };
             if let Some(buffer) = self.buffer.as_mut() {
-                buffer.pending.retain(|(seg, _), _| *seg != id);
+                buffer.pending.remove(&id);
                 buffer.expired.push(cf);
                 continue;
             }
@@ -225,20 +248,22 @@ impl Segments {
         self.ensure(ts)?;
         let id = self.segment_id(ts);
         if let Some(buffer) = self.buffer.as_mut() {
-            buffer.pending.insert((id, key), value.map(<[u8]>::to_vec));
+            buffer.pending.entry(id).or_default().insert(key, value.map(<[u8]>::to_vec));
             return Ok(());
         }
         let db = self.db()?;
         let cf = self.live.get(&id).and_then(|cf| db.cf_handle(cf)).ok_or_else(|| self.missing_segment(ts))?;
         match value {
-            Some(v) => db.put_cf(cf, key, v),
-            None => db.delete_cf(cf, key),
+            Some(v) => db.put_cf_opt(cf, key, v, &self.no_wal),
+            None => db.delete_cf_opt(cf, key, &self.no_wal),
         }
         .map_err(rocks_err(&self.name))
     }
 
     /// Applies restored changes `(timestamp, storage key, value)` in one write batch, straight to
     /// RocksDB (restored changes are committed ones); changes already past retention are skipped.
+    /// With a buffer the batch goes through the WAL (the offset committed after the restore is synced
+    /// to it and must not land without the changes); without one it skips the WAL.
     pub(crate) fn restore(&mut self, changes: Vec<RestoredChange<'_>>) -> StateResult<()> {
         if let Some(max) = changes.iter().map(|c| c.0).max() {
             self.observe(max)?;
@@ -260,7 +285,7 @@ impl Segments {
                 None => wb.delete_cf(cf, key),
             }
         }
-        db.write(wb).map_err(rocks_err(&self.name))
+        if self.buffer.is_some() { db.write(wb) } else { db.write_opt(wb, &self.no_wal) }.map_err(rocks_err(&self.name))
     }
 
     fn missing_segment(&self, ts: i64) -> StateError {
@@ -270,7 +295,7 @@ impl Segments {
     /// The value of `key` (a storage key) in the segment of `ts`, buffered changes first.
     pub(crate) fn get(&self, ts: i64, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
         let id = self.segment_id(ts);
-        if let Some(change) = self.buffer.as_ref().and_then(|b| b.pending.get(&(id, key.to_vec()))) {
+        if let Some(change) = self.buffer.as_ref().and_then(|b| b.pending.get(&id)).and_then(|m| m.get(key)) {
             return Ok(change.clone());
         }
         let db = self.db()?;
@@ -305,25 +330,26 @@ impl Segments {
                 Err(e) => Some(Err(rocks_err(&name)(e))),
             }),
         );
-        let Some(buffer) = self.buffer.as_ref().filter(|b| !b.pending.is_empty()) else {
+        let Some(changes) = self.buffer.as_ref().and_then(|b| b.pending.get(&id)).filter(|m| !m.is_empty()) else {
             return Ok(below);
         };
         if hi.is_some_and(|hi| hi < lo) {
             return Ok(Box::new(std::iter::empty()));
         }
-        let start = Bound::Included((id, lo.to_vec()));
         let end = match hi {
-            Some(hi) => Bound::Included((id, hi.to_vec())),
-            None => Bound::Excluded((id.saturating_add(1), Vec::new())),
+            Some(hi) => Bound::Included(hi),
+            None => Bound::Unbounded,
         };
-        let over = buffer.pending.range((start, end)).map(|((_, k), v)| (k.clone(), v.clone())).collect();
+        let over = changes.range::<[u8], _>((Bound::Included(lo), end)).map(|(k, v)| (k.clone(), v.clone())).collect();
         Ok(merge_over(over, below))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{sst_files, wal_bytes};
     use super::super::{RocksDbResources, RocksDbSessionStore, RocksDbWindowStore};
+    use crate::keys::encode_window_key;
     use crate::store::{SessionBytesStore, SessionWindow, StateStore, WindowBytesStore};
 
     const RETENTION: i64 = 120_000; // segment interval 60 s
@@ -369,6 +395,38 @@ mod tests {
         let s = window(&path);
         assert_eq!(s.committed_offset().unwrap(), Some(11));
         assert_eq!(entries(&s).len(), 3);
+    }
+
+    #[test]
+    fn unbuffered_writes_skip_the_wal_and_a_commit_flushes_every_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w");
+        let res = RocksDbResources::shared_default();
+        let open = || RocksDbWindowStore::open("w", &path, RETENTION, false, &res).unwrap();
+        {
+            let mut s = open();
+            s.put(b"a", Some(b"1"), 1_000).unwrap();
+            s.put(b"b", Some(b"1"), 61_000).unwrap(); // second segment
+            s.put(b"a", None, 1_000).unwrap();
+            s.restore_batch(&[(encode_window_key(b"c", 62_000, 0), Some(b"3".to_vec()))]).unwrap();
+            assert_eq!(wal_bytes(&path), 0, "writes and restored batches skip the WAL");
+            assert_eq!(sst_files(&path), 0);
+            s.commit(None).unwrap();
+            assert_eq!(sst_files(&path), 2, "the commit flushed both segments' memtables");
+            assert_eq!(wal_bytes(&path), 0);
+        }
+        let s = open();
+        assert_eq!(entries(&s), vec![(b"b".to_vec(), 61_000, b"1".to_vec()), (b"c".to_vec(), 62_000, b"3".to_vec())]);
+    }
+
+    #[test]
+    fn buffered_restores_keep_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w");
+        let mut s = window(&path);
+        s.restore_batch(&[(encode_window_key(b"c", 62_000, 0), Some(b"3".to_vec()))]).unwrap();
+        assert!(wal_bytes(&path) > 0, "the restored batch went through the WAL");
+        s.commit(Some(1)).unwrap();
     }
 
     #[test]

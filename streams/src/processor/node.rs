@@ -139,6 +139,23 @@ pub(crate) struct SinkNode<K, V> {
     pub key_serde: SharedSerde<K>,
     pub value_serde: SharedSerde<V>,
     pub partitioner: Option<Arc<dyn StreamPartitioner<K, V>>>,
+    /// A static topic's full name, and its partition count once needed: resolved for the first
+    /// record only.
+    pub resolved: Option<(Arc<str>, Option<i32>)>,
+}
+
+impl<K: Data, V: Data> SinkNode<K, V> {
+    /// The partition count of `topic` (cached with a static topic).
+    fn partitions(&mut self, core: &mut TaskCore, topic: &str) -> Result<i32> {
+        if let Some((_, Some(count))) = &self.resolved {
+            return Ok(*count);
+        }
+        let count = core.collector.partitions_for(topic)?;
+        if let Some((_, cached)) = &mut self.resolved {
+            *cached = Some(count);
+        }
+        Ok(count)
+    }
 }
 
 impl<K: Data, V: Data> RawProcessor for SinkNode<K, V> {
@@ -153,20 +170,29 @@ impl<K: Data, V: Data> RawProcessor for SinkNode<K, V> {
                 expected: std::any::type_name::<Record<K, V>>(),
             });
         };
-        let topic = self.topic.topic(&record);
-        let topic = core.resolve_topic(&topic);
-        let serialization = |source| StreamsError::Serialization { target: topic.clone(), source: Box::new(source) };
+        let topic: Arc<str> = match &self.resolved {
+            Some((topic, _)) => topic.clone(),
+            None => {
+                let topic: Arc<str> = core.resolve_topic(&self.topic.topic(&record)).into();
+                if matches!(self.topic, TopicNameExtractor::Static(_)) {
+                    self.resolved = Some((topic.clone(), None));
+                }
+                topic
+            }
+        };
+        let serialization =
+            |source| StreamsError::Serialization { target: topic.to_string(), source: Box::new(source) };
         let key = self.key_serde.serialize(&topic, &record.headers, &record.key).map_err(serialization)?;
         let value = self.value_serde.serialize(&topic, &record.headers, &record.value).map_err(serialization)?;
-        let partition = match &self.partitioner {
-            Some(partitioner) => {
-                let count = core.collector.partitions_for(&topic)?;
-                partitioner.partition(&topic, &record.key, &record.value, count)
+        let partition = match (&self.partitioner, &key) {
+            (Some(_), _) | (None, Some(_)) => {
+                let count = self.partitions(core, &topic)?;
+                match (&self.partitioner, &key) {
+                    (Some(partitioner), _) => partitioner.partition(&topic, &record.key, &record.value, count),
+                    (None, key) => key.as_ref().map(|bytes| default_partition(bytes, count)),
+                }
             }
-            None => match &key {
-                Some(bytes) => Some(default_partition(bytes, core.collector.partitions_for(&topic)?)),
-                None => None,
-            },
+            (None, None) => None,
         };
         core.collector.send(&topic, partition, key, value, record.timestamp, &record.headers)
     }

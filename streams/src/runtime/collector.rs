@@ -9,6 +9,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message};
+use rustc_hash::FxHashMap;
 
 use kstreams_state::{ChangelogRecord, ChangelogSink, StateError, StateResult};
 
@@ -22,7 +23,33 @@ pub(crate) struct Deliveries {
     /// The first failed delivery since the last check.
     pub first_error: Option<(String, KafkaError)>,
     /// The highest delivered offset per (topic, partition).
-    pub offsets: HashMap<(String, i32), i64>,
+    pub offsets: DeliveredOffsets,
+}
+
+/// The highest delivered offset per topic, indexed by partition (-1: none yet). Updated for every
+/// delivered record, so noting one allocates nothing.
+#[derive(Default, Clone)]
+pub(crate) struct DeliveredOffsets(FxHashMap<String, Vec<i64>>);
+
+impl DeliveredOffsets {
+    /// Notes that `offset` of `topic`/`partition` was delivered.
+    fn delivered(&mut self, topic: &str, partition: i32, offset: i64) {
+        let Ok(p) = usize::try_from(partition) else { return };
+        let offsets = match self.0.get_mut(topic) {
+            Some(o) => o,
+            None => self.0.entry(topic.to_string()).or_default(),
+        };
+        if offsets.len() <= p {
+            offsets.resize(p + 1, -1);
+        }
+        offsets[p] = offsets[p].max(offset);
+    }
+
+    /// The highest delivered offset of `topic`/`partition`, if any record was delivered there.
+    pub fn last_delivered(&self, topic: &str, partition: i32) -> Option<i64> {
+        let p = usize::try_from(partition).ok()?;
+        self.0.get(topic).and_then(|o| o.get(p)).copied().filter(|&o| o >= 0)
+    }
 }
 
 /// The producer's context: collects delivery reports.
@@ -42,11 +69,7 @@ impl ProducerContext for ProducerCtx {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let Ok(mut d) = self.deliveries.lock() else { return };
         match result {
-            Ok(m) => {
-                let key = (m.topic().to_string(), m.partition());
-                let entry = d.offsets.entry(key).or_insert(m.offset());
-                *entry = (*entry).max(m.offset());
-            }
+            Ok(m) => d.offsets.delivered(m.topic(), m.partition(), m.offset()),
             Err((e, m)) => {
                 if let Some(dropped) = &self.skip_failed {
                     tracing::warn!(topic = m.topic(), partition = m.partition(), error = %e,
@@ -61,6 +84,40 @@ impl ProducerContext for ProducerCtx {
 }
 
 pub(crate) type KProducer = BaseProducer<ProducerCtx>;
+
+/// How long each `rd_kafka_flush` call of [`flush`] lasts: while it runs, librdkafka sends
+/// lingering batches at once.
+const FLUSH_SLICE_MS: i32 = 5;
+
+/// Sends everything the producer holds now and waits until every record is acknowledged, serving
+/// delivery reports on the way.
+///
+/// rdkafka's `BaseProducer::flush` (which `commit_transaction` calls too) alternates
+/// `rd_kafka_flush(0)` with polls of up to 100 ms. librdkafka ignores `linger.ms` only *while* a
+/// flush call runs, and one of 0 ms ends before the broker threads wake up, so each round waited for
+/// the linger (100 ms by default): a commit took 100–200 ms, which tripled exactly-once latency.
+/// Here each flush call lasts a few milliseconds, long enough for the broker threads to send.
+pub(crate) fn flush<C: ProducerContext>(producer: &BaseProducer<C>, timeout: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        // SAFETY: the pointer is the producer's live librdkafka handle.
+        let err = unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), FLUSH_SLICE_MS) };
+        match err {
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => return Ok(()),
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__TIMED_OUT => {}
+            e => return Err(StreamsError::Kafka(KafkaError::Flush(e.into()))),
+        }
+        // Delivery reports are events this thread must serve before the in-flight count drops
+        // (`poll` serves them for the whole millisecond).
+        producer.poll(Duration::from_millis(1));
+        if producer.in_flight_count() == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StreamsError::Kafka(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)));
+        }
+    }
+}
 
 /// Sends sink records and changelog records through one producer.
 #[derive(Clone)]

@@ -124,8 +124,9 @@ pub struct ValidConfig {
     pub state_dir: PathBuf,
     /// `replication.factor` of internal topics (-1: the broker's default).
     pub replication_factor: i32,
-    /// `max.task.idle.ms`.
-    pub max_task_idle: Duration,
+    /// `max.task.idle.ms`: how long a task waits for an empty, caught-up input partition (`None`
+    /// for -1: it never waits, not even for a partition known to have data on the broker).
+    pub max_task_idle: Option<Duration>,
     /// `statestore.cache.max.bytes`.
     pub cache_max_bytes: u64,
     /// `poll.ms`.
@@ -238,7 +239,12 @@ impl StreamsConfig {
         if replication_factor == 0 || replication_factor < -1 {
             return Err(StreamsError::config("replication.factor", "must be -1 (broker default) or at least 1"));
         }
-        let max_task_idle: u64 = self.parse("max.task.idle.ms", 0, "a number of milliseconds")?;
+        let max_task_idle: i64 = self.parse("max.task.idle.ms", 0, "a number of milliseconds, or -1")?;
+        let max_task_idle = match max_task_idle {
+            -1 => None,
+            ms if ms >= 0 => Some(Duration::from_millis(ms.unsigned_abs())),
+            _ => return Err(StreamsError::config("max.task.idle.ms", "must be -1 (never wait) or at least 0")),
+        };
         let purge_ms: u64 = self.parse("repartition.purge.interval.ms", 30_000, "a number of milliseconds")?;
         let cache_max_bytes: u64 = self.parse("statestore.cache.max.bytes", 10 * 1024 * 1024, "a number of bytes")?;
         let poll_ms: u64 = self.parse("poll.ms", 100, "a number of milliseconds")?;
@@ -304,7 +310,7 @@ impl StreamsConfig {
             commit_interval: Duration::from_millis(commit_ms),
             state_dir,
             replication_factor,
-            max_task_idle: Duration::from_millis(max_task_idle),
+            max_task_idle,
             cache_max_bytes,
             poll: Duration::from_millis(poll_ms.max(1)),
             repartition_purge_interval: Duration::from_millis(purge_ms),

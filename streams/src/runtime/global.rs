@@ -240,7 +240,7 @@ impl UpdaterState {
                             StreamsError::IllegalState("the global thread has no dead-letter producer".into())
                         })?;
                         let pending = Pending {
-                            topic: m.topic().to_string(),
+                            topic: m.topic().into(),
                             partition: m.partition(),
                             offset: m.offset(),
                             key: m.key().map(<[u8]>::to_vec),

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `kstreams_process_total` | `process-total` | `thread`, `task` |
 //! | `kstreams_dropped_records_total` | `dropped-records-total` | `thread`, `task` |
-//! | `kstreams_process_latency_seconds` (histogram; `_count` rate = process rate) | `process-latency-avg/max` | `thread` |
+//! | `kstreams_process_latency_seconds` (histogram of one record in 32: timing every record costs more than a stateless record's processing; the process rate is `kstreams_process_total`) | `process-latency-avg/max` | `thread` |
 //! | `kstreams_commit_latency_seconds` (histogram; `_count` rate = commit rate) | `commit-latency-avg/max` | `thread` |
 //! | `kstreams_poll_total` | `poll-total` | `thread` |
 //! | `kstreams_active_tasks` | `active-tasks` (client level: the task count) | `thread` |
@@ -74,7 +74,8 @@ impl StreamsMetrics {
             "Records dropped (late, invalid timestamp, skipped by a handler).",
             &["thread", "task"],
         )?;
-        let process_latency = histogram("kstreams_process_latency_seconds", "Time to process one record.")?;
+        let process_latency =
+            histogram("kstreams_process_latency_seconds", "Time to process one record (one record in 32 is timed).")?;
         let commit_latency =
             histogram("kstreams_commit_latency_seconds", "Time to commit (producer, stores, offsets).")?;
         let poll = counter("kstreams_poll_total", "Consumer polls.", &["thread"])?;

@@ -5,13 +5,27 @@
 //! interleaved by time, not in the order the consumer happened to fetch them: otherwise a stream
 //! record can meet a table that is missing the update written just before it. Each consumed record
 //! waits in its partition's queue; the task takes the head with the smallest timestamp, but only
-//! while every partition has something buffered. When one is empty the task waits up to
-//! `max.task.idle.ms` for it (0, the default, does not wait), then goes on with what it has.
+//! while every partition has something buffered. When one is empty, the task asks how far behind
+//! the broker's end that partition is (as Kafka Streams does since KIP-695):
+//! - behind: the data is on its way; the task waits (however long `max.task.idle.ms` is);
+//! - caught up: the task waits `max.task.idle.ms` (0, the default: not at all), then goes on;
+//! - not known yet (no fetch answered for it since the assignment): the task waits.
+//!
+//! Waiting for a partition that is behind or unknown is bounded by [`LAG_WAIT`] (Kafka Streams has
+//! no bound): fetches answer within milliseconds, so the bound only keeps a task from stalling if
+//! the consumer's position were ever stuck short of the end (e.g. below records it skips).
+//! - with `max.task.idle.ms = -1` the task never waits.
 //!
 //! Ordering uses the records' Kafka timestamps; a custom timestamp extractor applies when the
-//! record is processed.
+//! record is processed. Each queue also remembers the offset after the last record taken from it:
+//! the input position the next commit writes.
+//!
+//! This is on every record's path: topics are shared `Arc<str>`s and queues are found by a short
+//! linear search (a task reads a handful of partitions), so queuing a record allocates only its
+//! key and value.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::header::Headers;
@@ -19,7 +33,7 @@ use crate::header::Headers;
 /// A consumed record waiting for its task.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Pending {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -28,55 +42,176 @@ pub(crate) struct Pending {
     pub headers: Headers,
 }
 
+/// What the consumer returned for one record, before it is queued.
+pub(crate) struct Consumed<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub timestamp: i64,
+    pub headers: Headers,
+}
+
+/// How far an empty partition is from the end of its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lag {
+    /// Nothing is known yet.
+    Unknown,
+    /// Records are on the broker that the consumer has not returned yet.
+    Behind,
+    /// The consumer has returned everything up to the end of the log.
+    CaughtUp,
+}
+
+/// The longest a task waits for an empty partition that is behind or whose lag is unknown.
+pub(crate) const LAG_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+struct Queue {
+    topic: Arc<str>,
+    partition: i32,
+    records: VecDeque<Pending>,
+    /// The offset after the last record taken since the offsets were last taken for a commit.
+    next_offset: Option<i64>,
+    /// Where consumption started (the committed offset), -1 if unknown: the consumer's position
+    /// before it returns a record.
+    start: i64,
+    /// Empty and caught up: the task may go on without it from then on.
+    idle_deadline: Option<Instant>,
+    /// Empty and behind (or of unknown lag) since then.
+    waiting_since: Option<Instant>,
+}
+
+impl Queue {
+    fn new(topic: Arc<str>, partition: i32) -> Queue {
+        Queue {
+            topic,
+            partition,
+            records: VecDeque::new(),
+            next_offset: None,
+            start: -1,
+            idle_deadline: None,
+            waiting_since: None,
+        }
+    }
+}
+
 /// The queues of a task's input partitions.
 #[derive(Debug, Default)]
 pub(crate) struct PartitionGroup {
-    queues: BTreeMap<(String, i32), VecDeque<Pending>>,
-    /// Since when some partition has been empty while another had records.
-    idle_since: Option<Instant>,
+    queues: Vec<Queue>,
 }
 
 impl PartitionGroup {
     /// A group over `partitions`, all empty.
     pub(crate) fn new(partitions: impl IntoIterator<Item = (String, i32)>) -> Self {
-        PartitionGroup { queues: partitions.into_iter().map(|tp| (tp, VecDeque::new())).collect(), idle_since: None }
+        let queues = partitions.into_iter().map(|(topic, partition)| Queue::new(topic.into(), partition)).collect();
+        PartitionGroup { queues }
     }
 
-    /// Queues a record of one of the group's partitions (others get a queue of their own).
-    pub(crate) fn push(&mut self, record: Pending) {
-        self.queues.entry((record.topic.clone(), record.partition)).or_default().push_back(record);
+    /// Notes where consumption of `topic`/`partition` starts (its committed offset).
+    pub(crate) fn set_start(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(i) = self.position(topic, partition) {
+            self.queues[i].start = offset;
+        }
+    }
+
+    fn position(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.queues.iter().position(|q| q.partition == partition && &*q.topic == topic)
+    }
+
+    /// Queues a record of one of the group's partitions (others get a queue of their own); returns
+    /// how many records its partition now has buffered.
+    pub(crate) fn push(&mut self, c: Consumed<'_>) -> usize {
+        let i = match self.position(c.topic, c.partition) {
+            Some(i) => i,
+            None => {
+                self.queues.push(Queue::new(c.topic.into(), c.partition));
+                self.queues.len() - 1
+            }
+        };
+        let queue = &mut self.queues[i];
+        queue.records.push_back(Pending {
+            topic: queue.topic.clone(),
+            partition: c.partition,
+            offset: c.offset,
+            key: c.key.map(<[u8]>::to_vec),
+            value: c.value.map(<[u8]>::to_vec),
+            timestamp: c.timestamp,
+            headers: c.headers,
+        });
+        queue.records.len()
     }
 
     /// Records buffered in `topic`/`partition`.
     pub(crate) fn buffered(&self, topic: &str, partition: i32) -> usize {
-        self.queues.get(&(topic.to_string(), partition)).map_or(0, VecDeque::len)
+        self.position(topic, partition).map_or(0, |i| self.queues[i].records.len())
     }
 
-    /// The next record to process: the oldest head among the partitions, once every partition has
-    /// one or `max_idle` has passed since one ran empty; `None` when the task should wait.
-    pub(crate) fn next(&mut self, max_idle: Duration, now: Instant) -> Option<Pending> {
+    /// The next record to process: the oldest head among the partitions, once no empty partition
+    /// holds the task back (see the module docs; `max_idle` is `None` for `max.task.idle.ms = -1`);
+    /// `None` when the task should wait. `lag(topic, partition, start)` says how far an empty
+    /// partition is behind. Taking a record moves its partition's commit position past it.
+    pub(crate) fn next(
+        &mut self,
+        max_idle: Option<Duration>,
+        now: Instant,
+        lag: &mut dyn FnMut(&str, i32, i64) -> Lag,
+    ) -> Option<Pending> {
+        let mut oldest: Option<(usize, i64)> = None;
         let mut any_empty = false;
-        let mut oldest: Option<(&(String, i32), i64)> = None;
-        for (tp, queue) in &self.queues {
-            match queue.front() {
+        for (i, queue) in self.queues.iter().enumerate() {
+            match queue.records.front() {
                 None => any_empty = true,
                 Some(head) => {
                     if oldest.is_none_or(|(_, ts)| head.timestamp < ts) {
-                        oldest = Some((tp, head.timestamp));
+                        oldest = Some((i, head.timestamp));
                     }
                 }
             }
         }
-        let tp = oldest?.0.clone();
-        if any_empty && !max_idle.is_zero() {
-            let since = *self.idle_since.get_or_insert(now);
-            if now.duration_since(since) < max_idle {
-                return None;
+        let i = oldest?.0;
+        if let (true, Some(max_idle)) = (any_empty, max_idle) {
+            for queue in self.queues.iter_mut().filter(|q| q.records.is_empty()) {
+                match lag(&queue.topic, queue.partition, queue.start) {
+                    Lag::Behind | Lag::Unknown => {
+                        queue.idle_deadline = None;
+                        let since = *queue.waiting_since.get_or_insert(now);
+                        if now.duration_since(since) < LAG_WAIT {
+                            return None;
+                        }
+                    }
+                    Lag::CaughtUp => {
+                        queue.waiting_since = None;
+                        if now < *queue.idle_deadline.get_or_insert(now + max_idle) {
+                            return None;
+                        }
+                    }
+                }
             }
-        } else if !any_empty {
-            self.idle_since = None;
         }
-        self.queues.get_mut(&tp).and_then(VecDeque::pop_front)
+        for queue in self.queues.iter_mut().filter(|q| !q.records.is_empty()) {
+            queue.idle_deadline = None;
+            queue.waiting_since = None;
+        }
+        let queue = &mut self.queues[i];
+        let record = queue.records.pop_front()?;
+        queue.next_offset = Some(record.offset + 1);
+        Some(record)
+    }
+
+    /// The commit positions `(topic, partition, next offset)` of partitions that moved since the
+    /// last [`clear_offsets`](Self::clear_offsets).
+    pub(crate) fn offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> + '_ {
+        self.queues.iter().filter_map(|q| q.next_offset.map(|o| (&*q.topic, q.partition, o)))
+    }
+
+    /// Forgets the commit positions (after a commit, or an aborted transaction).
+    pub(crate) fn clear_offsets(&mut self) {
+        for queue in &mut self.queues {
+            queue.next_offset = None;
+        }
     }
 }
 
@@ -84,20 +219,16 @@ impl PartitionGroup {
 mod tests {
     use super::*;
 
-    fn rec(topic: &str, offset: i64, timestamp: i64) -> Pending {
-        Pending {
-            topic: topic.into(),
-            partition: 0,
-            offset,
-            key: None,
-            value: None,
-            timestamp,
-            headers: Headers::new(),
-        }
+    fn rec(topic: &str, offset: i64, timestamp: i64) -> Consumed<'_> {
+        Consumed { topic, partition: 0, offset, key: None, value: None, timestamp, headers: Headers::new() }
     }
 
-    fn order(group: &mut PartitionGroup, idle: Duration, now: Instant) -> Vec<(String, i64)> {
-        std::iter::from_fn(|| group.next(idle, now)).map(|r| (r.topic, r.offset)).collect()
+    fn caught_up(_: &str, _: i32, _: i64) -> Lag {
+        Lag::CaughtUp
+    }
+
+    fn order(group: &mut PartitionGroup, idle: Option<Duration>, now: Instant) -> Vec<(String, i64)> {
+        std::iter::from_fn(|| group.next(idle, now, &mut caught_up)).map(|r| (r.topic.to_string(), r.offset)).collect()
     }
 
     #[test]
@@ -110,27 +241,80 @@ mod tests {
             g.push(rec("b", o, ts));
         }
         let now = Instant::now();
-        // With max.task.idle.ms = 0, a partition running empty does not stop the other.
-        let got = order(&mut g, Duration::ZERO, now);
+        // With max.task.idle.ms = 0, a caught-up partition running empty does not stop the other.
+        let got = order(&mut g, Some(Duration::ZERO), now);
         let names: Vec<_> = got.iter().map(|(t, o)| format!("{t}{o}")).collect();
         assert_eq!(names, ["a0", "b0", "a1", "b1", "a2", "b2"]);
     }
 
     #[test]
-    fn an_empty_partition_holds_the_task_for_max_task_idle() {
+    fn a_caught_up_empty_partition_holds_the_task_for_max_task_idle() {
         let mut g = PartitionGroup::new([("a".to_string(), 0), ("b".to_string(), 0)]);
         g.push(rec("a", 0, 100));
         let start = Instant::now();
-        let idle = Duration::from_millis(500);
-        assert!(g.next(idle, start).is_none(), "waits for b");
-        assert!(g.next(idle, start + Duration::from_millis(400)).is_none(), "still within max.task.idle.ms");
+        let idle = Some(Duration::from_millis(500));
+        assert!(g.next(idle, start, &mut caught_up).is_none(), "waits for b");
+        let t = start + Duration::from_millis(400);
+        assert!(g.next(idle, t, &mut caught_up).is_none(), "still within max.task.idle.ms");
         // b's record arrives with an older timestamp: it goes first.
         g.push(rec("b", 0, 50));
-        assert_eq!(g.next(idle, start + Duration::from_millis(450)).map(|r| r.topic), Some("b".into()));
+        let t = start + Duration::from_millis(450);
+        assert_eq!(g.next(idle, t, &mut caught_up).map(|r| r.topic), Some("b".into()));
         // b is empty again: the idle clock restarts, then a goes after max.task.idle.ms.
         let later = start + Duration::from_millis(460);
-        assert!(g.next(idle, later).is_none());
-        assert_eq!(g.next(idle, later + idle).map(|r| r.topic), Some("a".into()));
+        assert!(g.next(idle, later, &mut caught_up).is_none());
+        assert_eq!(g.next(idle, later + Duration::from_millis(500), &mut caught_up).map(|r| r.topic), Some("a".into()));
         assert_eq!(g.buffered("a", 0), 0);
+    }
+
+    #[test]
+    fn a_partition_behind_holds_the_task_even_with_no_idle_time() {
+        let mut g = PartitionGroup::new([("stream".to_string(), 0), ("table".to_string(), 0)]);
+        g.set_start("table", 0, 42);
+        g.push(rec("stream", 0, 100));
+        let now = Instant::now();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let mut behind = |t: &str, p: i32, start: i64| {
+            asked.borrow_mut().push((t.to_string(), p, start));
+            Lag::Behind
+        };
+        // Behind: wait (the records are on their way), at most LAG_WAIT.
+        assert!(g.next(Some(Duration::ZERO), now, &mut behind).is_none());
+        let almost = now + LAG_WAIT - Duration::from_millis(1);
+        assert!(g.next(Some(Duration::ZERO), almost, &mut behind).is_none());
+        assert_eq!(asked.borrow()[0], ("table".to_string(), 0, 42), "the lag is asked with the committed start");
+        assert!(g.next(Some(Duration::ZERO), now + LAG_WAIT, &mut behind).is_some());
+        // The table's record arrives and is taken (the oldest): the wait starts over next time.
+        g.push(rec("stream", 1, 101));
+        g.push(rec("table", 42, 0));
+        assert_eq!(g.next(Some(Duration::ZERO), now + LAG_WAIT, &mut behind).map(|r| r.offset), Some(42));
+        // Unknown: the same.
+        let mut unknown = |_: &str, _: i32, _: i64| Lag::Unknown;
+        let later = now + Duration::from_secs(10);
+        assert!(g.next(Some(Duration::ZERO), later, &mut unknown).is_none());
+        assert!(g.next(Some(Duration::ZERO), later + LAG_WAIT, &mut unknown).is_some());
+        // max.task.idle.ms = -1: never wait.
+        g.push(rec("stream", 2, 102));
+        assert!(g.next(None, now, &mut behind).is_some());
+    }
+
+    #[test]
+    fn taking_records_moves_the_commit_positions() {
+        let mut g = PartitionGroup::new([("a".to_string(), 0), ("b".to_string(), 0)]);
+        assert_eq!(g.push(rec("a", 7, 10)), 1);
+        assert_eq!(g.push(rec("a", 8, 20)), 2);
+        assert_eq!(g.push(rec("b", 3, 15)), 1);
+        assert_eq!(g.offsets().count(), 0, "nothing taken yet");
+        let now = Instant::now();
+        let idle = Some(Duration::ZERO);
+        assert_eq!(g.next(idle, now, &mut caught_up).map(|r| r.offset), Some(7));
+        assert_eq!(g.next(idle, now, &mut caught_up).map(|r| r.offset), Some(3));
+        let mut got: Vec<_> = g.offsets().map(|(t, p, o)| (t.to_string(), p, o)).collect();
+        got.sort();
+        assert_eq!(got, [("a".to_string(), 0, 8), ("b".to_string(), 0, 4)]);
+        g.clear_offsets();
+        assert_eq!(g.offsets().count(), 0);
+        assert_eq!(g.next(idle, now, &mut caught_up).map(|r| r.offset), Some(8));
+        assert_eq!(g.offsets().map(|(_, _, o)| o).collect::<Vec<_>>(), [9]);
     }
 }

@@ -19,6 +19,7 @@ use rdkafka::message::{BorrowedMessage, Headers as _, OwnedHeaders};
 use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message};
+use rustc_hash::FxHashMap;
 
 use kstreams_state::rocksdb::RocksDbResources;
 use kstreams_state::{RestoreListener, Restorer, StoreContext, StoreOptions, TaskStateManager, ThreadCache};
@@ -26,10 +27,10 @@ use kstreams_state::{RestoreListener, Restorer, StoreContext, StoreOptions, Task
 use crate::error::{Result, StreamsError};
 use crate::header::{Header, Headers};
 use crate::processor::node::ConsumedBytes;
-use crate::runtime::collector::{KProducer, KafkaCollector, ProducerCtx};
+use crate::runtime::collector::{flush, KProducer, KafkaCollector, ProducerCtx};
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
-use crate::runtime::partition_group::{PartitionGroup, Pending};
+use crate::runtime::partition_group::{Consumed, Lag, PartitionGroup, Pending};
 use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::{SubTopology, Topology};
@@ -48,9 +49,8 @@ struct TaskEntry {
     task: StreamTask,
     /// The task's stores' changelog offsets and checkpoint.
     state: TaskStateManager,
-    /// Next offset to commit per (topic, partition) of this task.
-    next_offsets: HashMap<(String, i32), i64>,
-    /// Consumed records waiting to be processed in timestamp order.
+    /// Consumed records waiting to be processed in timestamp order, and the input positions to
+    /// commit.
     inputs: PartitionGroup,
 }
 
@@ -58,14 +58,17 @@ struct TaskEntry {
 /// `buffered.records.per.partition`).
 const MAX_BUFFERED: usize = 1000;
 
+/// One processed record in this many is timed for the `process-latency` histogram.
+const LATENCY_SAMPLE: u32 = 32;
+
 /// Everything the loop and the rebalance callbacks both touch.
 pub(crate) struct ThreadWork {
     index: usize,
     config: Arc<ValidConfig>,
     topology: Arc<Topology>,
     subs: Vec<SubTopology>,
-    /// Sub-topology reading each topic (full name).
-    topic_to_sub: HashMap<String, u32>,
+    /// Sub-topology reading each topic (full name); looked up for every record, hence Fx-hashed.
+    topic_to_sub: FxHashMap<String, u32>,
     partitions: Arc<Mutex<HashMap<String, i32>>>,
     transactional_id: String,
     producer: Arc<KProducer>,
@@ -91,6 +94,11 @@ pub(crate) struct ThreadWork {
     joined: bool,
     /// Records processed since the last commit.
     uncommitted: usize,
+    /// Records processed, modulo 2³², for sampling the latency histogram.
+    sampled: u32,
+    /// The assignment or the task set changed since [`ensure_tasks`](Self::ensure_tasks) last made
+    /// them agree.
+    tasks_stale: bool,
     /// An error raised inside a rebalance callback, reported by the loop.
     callback_error: Option<StreamsError>,
     /// Set while the group rebalances; the application is Running once no thread's flag is set.
@@ -186,6 +194,7 @@ impl ConsumerContext for RebalanceCtx {
                 work.assigned = list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
                 // A new assignment starts unpaused.
                 work.paused.clear();
+                work.tasks_stale = true;
                 work.joined = true;
                 tracing::info!(thread = work.index, partitions = work.assigned.len(), "partitions assigned");
             }
@@ -205,15 +214,36 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The stream thread's producer buffers at most this many KiB of records (librdkafka's default, 1
+/// GiB, lets a slow broker grow the process without bound; Kafka's `buffer.memory` is 32 MiB). A
+/// full queue makes `send` wait for deliveries. Override with `producer.queue.buffering.max.kbytes`.
+const PRODUCER_QUEUE_KBYTES: &str = "16384";
+
+/// The stream thread's consumer prefetches at most this many KiB (librdkafka's default is 64 MiB;
+/// the thread pauses a partition past 1000 buffered records anyway, as Kafka Streams'
+/// `buffered.records.per.partition`). Override with `consumer.queued.max.messages.kbytes`.
+const CONSUMER_QUEUE_KBYTES: &str = "2048";
+
+/// How long the consumer waits before fetching again once its prefetch queue is full. librdkafka's
+/// default (1 s) stalls a thread that drains the queue in milliseconds: it capped throughput near
+/// 120K records/s. Override with `consumer.fetch.queue.backoff.ms`.
+const CONSUMER_FETCH_QUEUE_BACKOFF_MS: &str = "5";
+
+/// Sets `key` unless the user did.
+fn set_default(client: &mut rdkafka::ClientConfig, key: &str, value: &str) {
+    if client.get(key).is_none() {
+        client.set(key, value);
+    }
+}
+
 /// Creates a producer; under exactly-once a transactional one, initialized (which fences any
 /// predecessor with the same `transactional.id`).
 fn create_producer(config: &ValidConfig, transactional_id: &str, ctx: ProducerCtx) -> Result<Arc<KProducer>> {
     let mut client = config.client_config("producer.");
     // Kafka Streams' producer default (larger batches, fewer requests for the broker); a
     // `producer.linger.ms` of the user's wins.
-    if client.get("linger.ms").is_none() {
-        client.set("linger.ms", "100");
-    }
+    set_default(&mut client, "linger.ms", "100");
+    set_default(&mut client, "queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES);
     client.set("enable.idempotence", "true");
     if is_eos(config) {
         client
@@ -259,7 +289,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
     let subs = topology.subtopologies();
     let internal: HashSet<String> = topology.internal_topics().into_iter().map(|t| t.name).collect();
     let full = |t: &str| if internal.contains(t) { format!("{}-{t}", config.application_id) } else { t.to_string() };
-    let topic_to_sub: HashMap<String, u32> = subs
+    let topic_to_sub: FxHashMap<String, u32> = subs
         .iter()
         .flat_map(|s| s.source_topics.iter().map(move |t| (t.clone(), s.id)))
         .map(|(t, s)| (full(&t), s))
@@ -310,6 +340,8 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         paused: HashSet::new(),
         joined: false,
         uncommitted: 0,
+        sampled: 0,
+        tasks_stale: false,
         callback_error: None,
         rebalancing,
         last_commit: Instant::now(),
@@ -330,6 +362,8 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", if is_eos(&config) { "read_committed" } else { "read_uncommitted" })
         .set("statistics.interval.ms", STATISTICS_INTERVAL.as_millis().to_string());
+    set_default(&mut client, "queued.max.messages.kbytes", CONSUMER_QUEUE_KBYTES);
+    set_default(&mut client, "fetch.queue.backoff.ms", CONSUMER_FETCH_QUEUE_BACKOFF_MS);
     if let Some(id) = &config.group_instance_id {
         client.set("group.instance.id", format!("{id}-{index}"));
     }
@@ -413,34 +447,45 @@ impl ThreadWork {
     /// consumers do (KIP-447: the broker answers only once no transactional offset commit is
     /// pending for the partitions), waits for that transaction, as Kafka Streams does.
     fn ensure_tasks(&mut self, consumer: &KConsumer) -> Result<()> {
+        if !self.tasks_stale {
+            return Ok(());
+        }
         let wanted: HashSet<TaskId> = self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
         let new: HashSet<TaskId> = wanted.into_iter().filter(|id| !self.tasks.contains_key(id)).collect();
         if new.is_empty() {
+            self.tasks_stale = false;
             return Ok(());
         }
-        if is_eos(&self.config) {
-            let mut inputs = TopicPartitionList::new();
-            for (topic, partition) in &self.assigned {
-                if self.task_for(topic, *partition).is_some_and(|id| new.contains(&id)) {
-                    inputs.add_partition(topic, *partition);
-                }
+        // Where each new task's partitions start: their committed offsets (a task waits for an
+        // empty partition that is behind, and "behind" is measured from there until the consumer
+        // returns a record).
+        let mut inputs = TopicPartitionList::new();
+        for (topic, partition) in &self.assigned {
+            if self.task_for(topic, *partition).is_some_and(|id| new.contains(&id)) {
+                inputs.add_partition(topic, *partition);
             }
-            consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
         }
+        let committed = consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
         for id in new {
             let Some(sub) = self.subs.iter().find(|s| s.id == id.subtopology).cloned() else { continue };
             let (mut task, state) = self.create_task(&sub, id.partition)?;
             task.set_metrics(self.metrics.task(&self.thread_name, &id.to_string()));
-            let inputs = PartitionGroup::new(
+            let mut inputs = PartitionGroup::new(
                 self.topic_to_sub
                     .iter()
                     .filter(|(_, sub)| **sub == id.subtopology)
                     .map(|(topic, _)| (topic.clone(), id.partition)),
             );
-            self.tasks.insert(id, TaskEntry { task, state, next_offsets: HashMap::new(), inputs });
+            for e in committed.elements().iter().filter(|e| e.partition() == id.partition) {
+                if let Offset::Offset(o) = e.offset() {
+                    inputs.set_start(e.topic(), e.partition(), o);
+                }
+            }
+            self.tasks.insert(id, TaskEntry { task, state, inputs });
             tracing::info!(thread = self.index, task = %id, "task created");
         }
         self.active_tasks.set(self.tasks.len() as i64);
+        self.tasks_stale = false;
         Ok(())
     }
 
@@ -494,17 +539,16 @@ impl ThreadWork {
                 hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect()
             })
             .unwrap_or_default();
-        entry.inputs.push(Pending {
-            topic: topic.to_string(),
+        let buffered = entry.inputs.push(Consumed {
+            topic,
             partition,
             offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
+            key: m.key(),
+            value: m.payload(),
             timestamp: m.timestamp().to_millis().unwrap_or(-1),
             headers,
         });
-        if entry.inputs.buffered(topic, partition) > MAX_BUFFERED && self.paused.insert((topic.to_string(), partition))
-        {
+        if buffered > MAX_BUFFERED && self.paused.insert((topic.to_string(), partition)) {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(topic, partition);
             consumer.pause(&tpl)?;
@@ -517,8 +561,20 @@ impl ThreadWork {
     fn process_ready(&mut self, consumer: &KConsumer) -> Result<()> {
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         let max_idle = self.config.max_task_idle;
+        // One clock reading per round: it only matters to `max.task.idle.ms`, in milliseconds.
+        let now = Instant::now();
+        // Lags asked this round (nothing is polled meanwhile, so they cannot change).
+        let mut lags: Vec<(String, i32, Lag)> = Vec::new();
+        let mut lag = |topic: &str, partition: i32, start: i64| {
+            if let Some((_, _, l)) = lags.iter().find(|(t, p, _)| t == topic && *p == partition) {
+                return *l;
+            }
+            let l = partition_lag(consumer, topic, partition, start);
+            lags.push((topic.to_string(), partition, l));
+            l
+        };
         for id in ids {
-            while let Some(record) = self.tasks.get_mut(&id).and_then(|e| e.inputs.next(max_idle, Instant::now())) {
+            while let Some(record) = self.tasks.get_mut(&id).and_then(|e| e.inputs.next(max_idle, now, &mut lag)) {
                 self.process(id, record)?;
             }
         }
@@ -549,7 +605,10 @@ impl ThreadWork {
             .tasks
             .get_mut(&id)
             .ok_or_else(|| StreamsError::IllegalState(format!("task {id} vanished while processing")))?;
-        let started = Instant::now();
+        // The latency histogram samples one record in LATENCY_SAMPLE: reading the clock twice per
+        // record costs more than the rest of a stateless record's trip through the thread.
+        self.sampled = self.sampled.wrapping_add(1);
+        let started = (self.sampled % LATENCY_SAMPLE == 0).then(Instant::now);
         let result = entry.task.process(ConsumedBytes {
             topic: &record.topic,
             partition: record.partition,
@@ -585,8 +644,9 @@ impl ThreadWork {
             Err(e) => return Err(e),
         }
         entry.task.punctuate_stream_time()?;
-        self.process_latency.observe(started.elapsed().as_secs_f64());
-        entry.next_offsets.insert((record.topic, record.partition), record.offset + 1);
+        if let Some(started) = started {
+            self.process_latency.observe(started.elapsed().as_secs_f64());
+        }
         self.uncommitted += 1;
         Ok(())
     }
@@ -620,8 +680,8 @@ impl ThreadWork {
     fn offsets(&self) -> Result<TopicPartitionList> {
         let mut list = TopicPartitionList::new();
         for entry in self.tasks.values() {
-            for ((topic, partition), offset) in &entry.next_offsets {
-                list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+            for (topic, partition, offset) in entry.inputs.offsets() {
+                list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
             }
         }
         Ok(list)
@@ -632,8 +692,10 @@ impl ThreadWork {
     /// input offsets, then the stores (which apply their buffered writes with the changelog offset).
     fn commit(&mut self, consumer: &KConsumer) -> Result<()> {
         let started = Instant::now();
+        let records = self.uncommitted;
         let result = self.commit_inner(consumer);
         self.commit_latency.observe(started.elapsed().as_secs_f64());
+        tracing::trace!(thread = self.index, records, took_us = started.elapsed().as_micros() as u64, "committed");
         // The interval runs from the end of a commit, as in Kafka Streams: a commit that takes as
         // long as the interval (a transaction commit can) must still leave time to process.
         self.last_commit = Instant::now();
@@ -656,12 +718,14 @@ impl ThreadWork {
             if offsets.count() > 0 {
                 self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
             }
+            // Our flush first: the one inside `commit_transaction` would wait for linger.ms.
+            flush(&self.producer, TXN_TIMEOUT)?;
             self.producer.commit_transaction(TXN_TIMEOUT)?;
             self.check_deliveries()?;
             self.commit_stores()?;
             self.producer.begin_transaction()?;
         } else {
-            self.producer.flush(TXN_TIMEOUT)?;
+            flush(&self.producer, TXN_TIMEOUT)?;
             self.check_deliveries()?;
             self.commit_stores()?;
             if offsets.count() > 0 {
@@ -670,7 +734,7 @@ impl ThreadWork {
         }
         self.uncommitted = 0;
         for entry in self.tasks.values_mut() {
-            entry.next_offsets.clear();
+            entry.inputs.clear_offsets();
         }
         self.purge.note_committed(&offsets);
         self.purge.maybe_purge(self.config.repartition_purge_interval);
@@ -679,15 +743,14 @@ impl ThreadWork {
 
     /// Commits every task's stores with the changelog offsets the producer reported delivered.
     fn commit_stores(&mut self) -> Result<()> {
+        // A copy: committing may send (and serve delivery reports, which take the lock).
         let delivered = match self.producer_ctx.deliveries.lock() {
             Ok(d) => d.offsets.clone(),
             Err(_) => return Err(StreamsError::IllegalState("delivery report lock poisoned".into())),
         };
         for (id, entry) in self.tasks.iter_mut() {
             let partition = id.partition;
-            entry
-                .state
-                .commit(entry.task.state_stores(), |topic| delivered.get(&(topic.to_string(), partition)).copied())?;
+            entry.state.commit(entry.task.state_stores(), |topic| delivered.last_delivered(topic, partition))?;
         }
         Ok(())
     }
@@ -721,6 +784,7 @@ impl ThreadWork {
             }
         }
         self.assigned.retain(|tp| !revoked.contains(tp));
+        self.tasks_stale = true;
         Ok(())
     }
 
@@ -748,7 +812,7 @@ impl ThreadWork {
         }
         self.uncommitted = 0;
         for entry in self.tasks.values_mut() {
-            entry.next_offsets.clear();
+            entry.inputs.clear_offsets();
         }
         Ok(())
     }
@@ -793,6 +857,7 @@ impl ThreadWork {
             close_task(id, entry, clean);
         }
         self.active_tasks.set(0);
+        self.tasks_stale = true;
     }
 
     /// After a failure: abort the open transaction (its output is discarded) and drop the tasks
@@ -807,11 +872,47 @@ impl ThreadWork {
     }
 }
 
+/// How far `topic`/`partition` is behind the end of its log (the last stable offset under
+/// `read_committed`), from librdkafka's cached watermarks, learnt from fetch responses: no request is
+/// sent. The consumer's position is where the next record comes from (it moves past transaction
+/// markers too); before the consumer returned anything it is `start`, the committed offset, or the
+/// log start without one.
+fn partition_lag(consumer: &KConsumer, topic: &str, partition: i32, start: i64) -> Lag {
+    let Ok(c_topic) = std::ffi::CString::new(topic) else { return Lag::Unknown };
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; the topic is a NUL-terminated
+    // string that outlives the call; librdkafka only writes the two integers it is given.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            c_topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
+        return Lag::Unknown;
+    }
+    let mut position = None;
+    if let Ok(list) = consumer.position() {
+        if let Some(Offset::Offset(p)) = list.find_partition(topic, partition).map(|e| e.offset()) {
+            position = Some(p);
+        }
+    }
+    let position = position.unwrap_or(if start >= 0 { start } else { low.max(0) });
+    if position >= high {
+        Lag::CaughtUp
+    } else {
+        Lag::Behind
+    }
+}
+
 /// Aborts the producer's transaction. librdkafka waits for every outstanding message to be
 /// acknowledged first, and a `BaseProducer` only serves delivery reports when polled: flushing first
 /// serves them (an error there shows again in the abort).
 fn abort(producer: &KProducer) -> std::result::Result<(), KafkaError> {
-    let _ = producer.flush(TXN_TIMEOUT);
+    let _ = flush(producer, TXN_TIMEOUT);
     producer.abort_transaction(TXN_TIMEOUT)
 }
 
@@ -846,7 +947,7 @@ pub(crate) fn send_to_dlq<C: rdkafka::producer::ProducerContext<DeliveryOpaque =
     for (key, value) in [
         ("__streams.errors.exception", "DeserializationException"),
         ("__streams.errors.message", message.as_str()),
-        ("__streams.errors.topic", m.topic.as_str()),
+        ("__streams.errors.topic", &*m.topic),
         ("__streams.errors.partition", partition.as_str()),
         ("__streams.errors.offset", offset.as_str()),
     ] {

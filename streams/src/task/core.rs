@@ -118,28 +118,32 @@ impl TaskCore {
 
     /// Forwards `record` from `from` to its children (or to the child named `only`).
     pub fn forward(&mut self, from: usize, record: RawRecord, only: Option<&str>) -> Result<()> {
-        let children = self.nodes[from].children.clone();
         if let Some(name) = only {
-            let child = children.iter().copied().find(|&c| self.nodes[c].name == name).ok_or_else(|| {
-                StreamsError::Topology(format!("`{name}` is not a child of processor `{}`", self.nodes[from].name))
-            })?;
+            let child =
+                self.nodes[from].children.iter().copied().find(|&c| self.nodes[c].name == name).ok_or_else(|| {
+                    StreamsError::Topology(format!("`{name}` is not a child of processor `{}`", self.nodes[from].name))
+                })?;
             return self.process_node(child, record);
         }
         let timestamp = record.timestamp;
-        let Some((&last, rest)) = children.split_last() else {
+        // Children by index: the list is not cloned per record (processors cannot change it).
+        let Some(last) = self.nodes[from].children.len().checked_sub(1) else {
             return Ok(());
         };
-        for &child in rest {
+        for i in 0..last {
+            let child = self.nodes[from].children[i];
             self.process_node(child, record.clone())?;
         }
-        self.process_node(last, record)?;
+        let child = self.nodes[from].children[last];
+        self.process_node(child, record)?;
         self.record_timestamp.store(timestamp, Ordering::Relaxed);
         Ok(())
     }
 
     /// Lets the processors of cached stores forward what their caches flushed or evicted
     /// ([`Processor::flush_cache`](crate::processor::Processor::flush_cache)); with `flush_all`, the
-    /// caches are flushed first (on commit). Entries no processor took are dropped: their changes
+    /// caches are flushed first (on commit), down to their stores but no further: making the stores
+    /// durable is the commit's business. Entries no processor took are dropped: their changes
     /// are in the store and its changelog already.
     pub fn forward_cache_flushes(&mut self, flush_all: bool) -> Result<()> {
         if self.caches.is_empty() {
@@ -149,7 +153,7 @@ impl TaskCore {
             let names: Vec<String> = self.caches.iter().map(|(n, _)| n.clone()).collect();
             for name in names {
                 if let Some(store) = self.stores.get_mut(&name) {
-                    store.state().flush()?;
+                    store.state().flush_cache()?;
                 }
             }
         }

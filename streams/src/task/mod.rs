@@ -68,9 +68,18 @@ pub enum Processed {
 /// ```
 pub struct StreamTask {
     core: TaskCore,
-    /// Source node and deserializer per (resolved) topic.
-    sources: HashMap<String, (usize, Arc<dyn RawSource>)>,
-    partition_time: HashMap<String, i64>,
+    /// The task's input topics (resolved names), found by a short linear search per record.
+    sources: Vec<SourceTopic>,
+}
+
+/// One input topic of a task.
+struct SourceTopic {
+    topic: Arc<str>,
+    /// The source node reading it.
+    node: usize,
+    source: Arc<dyn RawSource>,
+    /// The largest timestamp seen on the task's partition of the topic.
+    partition_time: i64,
 }
 
 impl StreamTask {
@@ -99,12 +108,14 @@ impl StreamTask {
             }
         };
         let mut nodes = Vec::with_capacity(sub.nodes.len());
-        let mut sources = HashMap::new();
+        let mut sources: Vec<SourceTopic> = Vec::new();
         for (l, &g) in sub.nodes.iter().enumerate() {
             let def = &topology.nodes[g];
             if let NodeKind::Source { topics, source } = &def.kind {
                 for t in topics {
-                    sources.insert(resolve(t), (l, source.clone()));
+                    let topic: Arc<str> = resolve(t).into();
+                    sources.retain(|s| s.topic != topic);
+                    sources.push(SourceTopic { topic, node: l, source: source.clone(), partition_time: i64::MIN });
                 }
             }
             nodes.push(NodeSlot {
@@ -143,7 +154,7 @@ impl StreamTask {
             commit_requested: false,
             metrics: TaskMetrics::new(),
         };
-        Ok(StreamTask { core, sources, partition_time: HashMap::new() })
+        Ok(StreamTask { core, sources })
     }
 
     /// Counts into `metrics` from now on (the runtime's labelled, registered counters).
@@ -168,13 +179,16 @@ impl StreamTask {
     /// Runs one consumed record through the topology. A deserialization failure comes back as
     /// [`StreamsError::Deserialization`] for the caller's handler; nothing has been processed then.
     pub(crate) fn process(&mut self, bytes: ConsumedBytes<'_>) -> Result<Processed> {
-        let (node, source) = self.sources.get(bytes.topic).cloned().ok_or_else(|| {
-            StreamsError::IllegalState(format!("task {} has no source for topic `{}`", self.core.task_id, bytes.topic))
-        })?;
-        let partition_time = self.partition_time.get(bytes.topic).copied().unwrap_or(i64::MIN);
-        let metadata =
-            RecordMetadata { topic: bytes.topic.to_string(), partition: bytes.partition, offset: bytes.offset };
-        let record = source.deserialize(bytes, partition_time)?;
+        let Some(i) = self.sources.iter().position(|s| &*s.topic == bytes.topic) else {
+            return Err(StreamsError::IllegalState(format!(
+                "task {} has no source for topic `{}`",
+                self.core.task_id, bytes.topic
+            )));
+        };
+        let input = &self.sources[i];
+        let (node, partition_time) = (input.node, input.partition_time);
+        let metadata = RecordMetadata { topic: input.topic.clone(), partition: bytes.partition, offset: bytes.offset };
+        let record = input.source.deserialize(bytes, partition_time)?;
         if record.timestamp < 0 {
             self.core.metrics.dropped_records.inc();
             tracing::warn!(
@@ -184,7 +198,7 @@ impl StreamTask {
             );
             return Ok(Processed::InvalidTimestamp);
         }
-        self.partition_time.insert(metadata.topic.clone(), partition_time.max(record.timestamp));
+        self.sources[i].partition_time = partition_time.max(record.timestamp);
         self.core.stream_time = self.core.stream_time.max(record.timestamp);
         self.core.record_metadata = Some(metadata);
         self.core.process_node(node, record)?;

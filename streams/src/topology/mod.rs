@@ -341,6 +341,7 @@ impl Topology {
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
                 partitioner: partitioner.clone(),
+                resolved: None,
             })
         });
         self.push_node(NodeDef {
