@@ -18,8 +18,8 @@
 //! Streams (`StateManagerUtil.checkpointNeeded`), a commit therefore commits (flushes) the stores and
 //! writes the checkpoint only when the changelog offsets moved by more than
 //! [`OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`] in total since the last checkpoint (or a changelog
-//! partition is not in it yet), or when forced ([`commit_and_checkpoint`](TaskStateManager::commit_and_checkpoint));
-//! a clean close always writes it. After a crash the stores replay their changelogs from the last
+//! partition is not in it yet); a clean close always writes it (the stores are closed, so flushed,
+//! first). After a crash the stores replay their changelogs from the last
 //! checkpoint: at most about that many records, plus what arrived since. Under
 //! `exactly_once_v2` it is read and then deleted when the task opens, and written again only by a clean
 //! close: a checkpoint on disk then always means "the store is at a committed point". RocksDB stores
@@ -167,33 +167,13 @@ impl TaskStateManager {
         stores: impl IntoIterator<Item = &'a mut dyn StateStore>,
         last_written: impl Fn(&str) -> Option<i64>,
     ) -> StateResult<bool> {
-        self.commit_inner(stores, last_written, false)
-    }
-
-    /// [`commit`](Self::commit), writing the checkpoint under at-least-once whatever the offsets moved
-    /// (Kafka Streams' enforced checkpoint, e.g. before suspending a task). Under exactly-once it is a
-    /// plain commit.
-    pub fn commit_and_checkpoint<'a>(
-        &mut self,
-        stores: impl IntoIterator<Item = &'a mut dyn StateStore>,
-        last_written: impl Fn(&str) -> Option<i64>,
-    ) -> StateResult<bool> {
-        self.commit_inner(stores, last_written, true)
-    }
-
-    fn commit_inner<'a>(
-        &mut self,
-        stores: impl IntoIterator<Item = &'a mut dyn StateStore>,
-        last_written: impl Fn(&str) -> Option<i64>,
-        force: bool,
-    ) -> StateResult<bool> {
         for topic in self.changelogs.values() {
             if let Some(last) = last_written(topic) {
                 let next = self.offsets.entry(topic.clone()).or_insert(0);
                 *next = (*next).max(last + 1);
             }
         }
-        if !self.exactly_once && !force && !self.checkpoint_needed() {
+        if !self.exactly_once && !self.checkpoint_needed() {
             return Ok(false);
         }
         for store in stores {
@@ -323,42 +303,33 @@ mod tests {
     }
 
     #[test]
-    fn at_least_once_checkpoints_only_when_the_offsets_moved_enough_or_when_forced() {
+    fn at_least_once_checkpoints_only_when_the_offsets_moved_enough_or_on_close() {
         let dir = tempfile::tempdir().unwrap();
         let ctx = context(dir.path());
         let mut manager = TaskStateManager::new(&ctx.task_dir, 0, false).unwrap();
         let mut opened = manager.open(&spec("counts", Backend::RocksDb), &ctx, &StoreOptions::default(), None).unwrap();
         let mut recorder = Recorder { name: "counts".into(), commits: Vec::new() };
-        let mut commit = |manager: &mut TaskStateManager, opened: &mut OpenedStore, last: i64, force: bool| {
+        let mut commit = |manager: &mut TaskStateManager, opened: &mut OpenedStore, last: i64| {
             let stores = [&mut opened.store as &mut dyn StateStore, &mut recorder];
-            if force {
-                manager.commit_and_checkpoint(stores, |_| Some(last)).unwrap()
-            } else {
-                manager.commit(stores, |_| Some(last)).unwrap()
-            }
+            manager.commit(stores, |_| Some(last)).unwrap()
         };
 
         // Not in the checkpoint yet: the first commit writes it.
-        assert!(commit(&mut manager, &mut opened, 99, false));
+        assert!(commit(&mut manager, &mut opened, 99));
         assert_eq!(checkpointed(&ctx), Some(100));
         // 5,000 and then exactly 10,000 offsets since the checkpoint: not enough.
-        assert!(!commit(&mut manager, &mut opened, 5_099, false));
+        assert!(!commit(&mut manager, &mut opened, 5_099));
         assert_eq!(checkpointed(&ctx), Some(100));
-        assert!(!commit(&mut manager, &mut opened, 10_099, false));
+        assert!(!commit(&mut manager, &mut opened, 10_099));
         assert_eq!(checkpointed(&ctx), Some(100));
         assert_eq!(manager.changelog_offset("counts"), Some(10_100), "offsets are recorded at every commit");
         // 10,001: the stores are committed and the checkpoint is written.
-        assert!(commit(&mut manager, &mut opened, 10_100, false));
+        assert!(commit(&mut manager, &mut opened, 10_100));
         assert_eq!(checkpointed(&ctx), Some(10_101));
-        // A few more, then forced.
-        assert!(!commit(&mut manager, &mut opened, 10_200, false));
-        assert_eq!(checkpointed(&ctx), Some(10_101));
-        assert!(commit(&mut manager, &mut opened, 10_300, true));
-        assert_eq!(checkpointed(&ctx), Some(10_301));
 
         // A clean close writes the checkpoint whatever moved.
-        assert!(!commit(&mut manager, &mut opened, 10_400, false));
-        assert_eq!(recorder.commits, vec![Some(100), Some(10_101), Some(10_301)], "stores commit with the checkpoint");
+        assert!(!commit(&mut manager, &mut opened, 10_400));
+        assert_eq!(recorder.commits, vec![Some(100), Some(10_101)], "stores commit with the checkpoint");
         opened.store.close().unwrap();
         manager.close_clean().unwrap();
         assert_eq!(checkpointed(&ctx), Some(10_401));
