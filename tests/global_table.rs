@@ -387,13 +387,7 @@ fn poison_records_of_a_global_topic_go_to_the_dead_letter_topic_during_restore_a
     let dead = support::read_to_end(&dlq, Isolation::ReadUncommitted).unwrap();
     assert_eq!(dead.iter().map(|r| r.key_str()).collect::<Vec<_>>(), ["eur", "gbp"]);
     for r in &dead {
-        let header = |name: &str| {
-            r.headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.clone())
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-        };
+        let header = |name: &str| r.header_str(name);
         assert_eq!(header("__streams.errors.topic").as_deref(), Some(rates.as_str()));
         assert_eq!(header("__streams.errors.exception").as_deref(), Some("DeserializationException"));
         assert!(header("__streams.errors.partition").is_some() && header("__streams.errors.offset").is_some());

@@ -618,6 +618,15 @@ impl Record {
     pub fn value_str(&self) -> String {
         String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
     }
+
+    /// The value of the first header called `name`, as UTF-8 (lossy); `None` if absent or null.
+    pub fn header_str(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
 }
 
 /// Per partition, the upper offset `fetch_watermarks` reports for a client of this isolation level:

@@ -14,7 +14,7 @@ use crate::header::Headers;
 use crate::record::Data;
 use crate::serde::{Serde, SerdeError, Serdes, SharedSerde};
 use crate::store::StoreBuilder;
-use crate::topology::{TimestampExtractor, Topology};
+use crate::topology::Topology;
 
 /// Builds a topology with the DSL. Operators never fail on the spot: mistakes (a missing serde, a
 /// duplicate name) are collected and reported together by [`build`](Self::build).
@@ -114,12 +114,7 @@ impl StreamsBuilder {
         let (store, key_serde, value_serde) =
             inner.table_store_and_serdes("table", topic, (consumed.key_serde, consumed.value_serde), &materialized);
         let (source, name) = inner.table_source_names(consumed.name.as_deref());
-        let extractor = consumed.extractor.map(|e| {
-            Arc::new(move |k: &K, v: &Option<V>, ts: i64, pt: i64| match v {
-                Some(v) => e.extract(k, v, ts, pt),
-                None => ts,
-            }) as Arc<dyn TimestampExtractor<K, Option<V>>>
-        });
+        let extractor = super::config::table_extractor(consumed.extractor);
         let result = inner
             .topology
             .add_source_with_extractor(

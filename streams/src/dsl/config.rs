@@ -53,6 +53,19 @@ impl<K, V> Consumed<K, V> {
     }
 }
 
+/// A [`Consumed`] extractor made fit for a table's source (`KTable`, `GlobalKTable`), whose values
+/// may be tombstones: a tombstone keeps its record timestamp.
+pub(crate) fn table_extractor<K: 'static, V: 'static>(
+    extractor: Option<Arc<dyn TimestampExtractor<K, V>>>,
+) -> Option<Arc<dyn TimestampExtractor<K, Option<V>>>> {
+    extractor.map(|e| {
+        Arc::new(move |k: &K, v: &Option<V>, ts: i64, pt: i64| match v {
+            Some(v) => e.extract(k, v, ts, pt),
+            None => ts,
+        }) as Arc<dyn TimestampExtractor<K, Option<V>>>
+    })
+}
+
 /// How records are written to a topic: serdes, partitioner and a processor name.
 ///
 /// ```

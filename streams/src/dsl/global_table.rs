@@ -1,13 +1,11 @@
 //! [`GlobalKTable`]: a table of every partition of a topic, in every instance.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use crate::dsl::builder::StreamsBuilder;
 use crate::dsl::config::{Consumed, Materialized};
 use crate::record::Data;
 use crate::store::Stores;
-use crate::topology::TimestampExtractor;
 
 /// A table holding the latest value per key of **all** partitions of its topic, in every instance
 /// of the application (Kafka Streams' `GlobalKTable`).
@@ -82,12 +80,7 @@ impl StreamsBuilder {
         if materialized.backend == kstreams_state::Backend::InMemory {
             builder = builder.in_memory();
         }
-        let extractor = consumed.extractor.map(|e| {
-            Arc::new(move |k: &K, v: &Option<V>, ts: i64, pt: i64| match v {
-                Some(v) => e.extract(k, v, ts, pt),
-                None => ts,
-            }) as Arc<dyn TimestampExtractor<K, Option<V>>>
-        });
+        let extractor = super::config::table_extractor(consumed.extractor);
         let result = inner
             .topology
             .add_global_store_with_extractor(builder, &source, topic, key_serde, value_serde, &processor, extractor)

@@ -32,6 +32,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::Message;
 
 use kstreams_state::rocksdb::RocksDbResources;
+use kstreams_state::task_state::OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT;
 use kstreams_state::RestoreListener;
 
 use crate::error::{Result, StreamsError};
@@ -47,7 +48,7 @@ use crate::topology::Topology;
 /// How long the dead-letter records of a checkpoint may take to be acknowledged.
 const DEAD_LETTER_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The shortest time between two checkpoints of the global stores (each one flushes them).
+/// The shortest time between two looks at whether the global stores need a checkpoint.
 const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The running global state updater, with the stores it owns.
@@ -84,7 +85,7 @@ impl GlobalStreamThread {
             offsets: Offsets::new(),
             handler: config.deserialization_handler.clone(),
             dead_letters,
-            dirty: false,
+            checkpointed: Offsets::new(),
         };
         state.offsets =
             global_restore::restore_all(&consumer, &stores, &checkpoint, partitions, listener.as_ref(), |m| {
@@ -92,7 +93,7 @@ impl GlobalStreamThread {
             })?;
         state.flush_dead_letters()?;
         global_restore::write_checkpoint(&stores, &state.dir, &state.offsets)?;
-        state.dirty = false;
+        state.checkpointed = state.offsets.clone();
         let updater = Updater {
             consumer,
             checkpoint_interval: config.commit_interval.max(MIN_CHECKPOINT_INTERVAL),
@@ -172,8 +173,8 @@ struct UpdaterState {
     handler: DeserializationHandler,
     /// Under `dead_letter_queue`: the producer of the dead-letter records.
     dead_letters: Option<BaseProducer>,
-    /// Records were applied since the last checkpoint.
-    dirty: bool,
+    /// The offsets of the last checkpoint.
+    checkpointed: Offsets,
 }
 
 impl Updater {
@@ -192,13 +193,24 @@ impl Updater {
                 }
                 timeout = Duration::ZERO;
             }
-            if self.state.dirty && last_checkpoint.elapsed() >= self.checkpoint_interval {
-                self.state.checkpoint()?;
+            if last_checkpoint.elapsed() >= self.checkpoint_interval {
+                self.state.checkpoint(false)?;
                 last_checkpoint = Instant::now();
             }
         }
-        self.state.checkpoint()
+        self.state.checkpoint(true)
     }
+}
+
+/// Whether the global stores need a checkpoint: the offsets moved since the last one by more than
+/// [`OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`] in total (a new partition counts from 0), or at all on
+/// close.
+fn checkpoint_due(offsets: &Offsets, checkpointed: &Offsets, close: bool) -> bool {
+    if offsets == checkpointed {
+        return false;
+    }
+    let moved: i64 = offsets.iter().map(|(tp, o)| o - checkpointed.get(tp).copied().unwrap_or(0)).sum();
+    close || moved > OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT
 }
 
 impl UpdaterState {
@@ -258,7 +270,6 @@ impl UpdaterState {
             Err(e) => return Err(e),
         };
         self.offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-        self.dirty = true;
         Ok(stored)
     }
 
@@ -271,12 +282,38 @@ impl UpdaterState {
         Ok(())
     }
 
-    fn checkpoint(&mut self) -> Result<()> {
-        if self.dirty {
-            self.flush_dead_letters()?;
-            global_restore::write_checkpoint(&self.stores, &self.dir, &self.offsets)?;
-            self.dirty = false;
+    /// Flushes the stores and writes the checkpoint when the offsets moved since the last one: by more
+    /// than Kafka Streams' threshold of records, or at all when `close`-ing (each checkpoint flushes
+    /// the RocksDB memtables, as for stream tasks).
+    fn checkpoint(&mut self, close: bool) -> Result<()> {
+        if !checkpoint_due(&self.offsets, &self.checkpointed, close) {
+            return Ok(());
         }
+        self.flush_dead_letters()?;
+        global_restore::write_checkpoint(&self.stores, &self.dir, &self.offsets)?;
+        self.checkpointed = self.offsets.clone();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(entries: &[(&str, i32, i64)]) -> Offsets {
+        entries.iter().map(|(t, p, o)| ((t.to_string(), *p), *o)).collect()
+    }
+
+    #[test]
+    fn global_checkpoints_follow_the_offset_delta_threshold() {
+        let last = offsets(&[("rates", 0, 100), ("rates", 1, 100)]);
+        assert!(!checkpoint_due(&last, &last, true), "nothing moved: not even on close");
+        let little = offsets(&[("rates", 0, 5_100), ("rates", 1, 5_100)]);
+        assert!(!checkpoint_due(&little, &last, false), "exactly 10,000 in total is not enough");
+        assert!(checkpoint_due(&little, &last, true), "a close checkpoints whatever moved");
+        let more = offsets(&[("rates", 0, 5_100), ("rates", 1, 5_101)]);
+        assert!(checkpoint_due(&more, &last, false), "10,001 in total");
+        let new_partition = offsets(&[("rates", 0, 100), ("rates", 1, 100), ("rates", 2, 10_001)]);
+        assert!(checkpoint_due(&new_partition, &last, false), "a partition missing from the checkpoint counts from 0");
     }
 }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::header::Headers;
+use crate::processor::node::ConsumedBytes;
 
 /// A consumed record waiting for its task.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,17 +39,6 @@ pub(crate) struct Pending {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub timestamp: i64,
-    pub headers: Headers,
-}
-
-/// What the consumer returned for one record, before it is queued.
-pub(crate) struct Consumed<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
     pub timestamp: i64,
     pub headers: Headers,
 }
@@ -123,7 +113,7 @@ impl PartitionGroup {
 
     /// Queues a record of one of the group's partitions (others get a queue of their own); returns
     /// how many records its partition now has buffered.
-    pub(crate) fn push(&mut self, c: Consumed<'_>) -> usize {
+    pub(crate) fn push(&mut self, c: ConsumedBytes<'_>) -> usize {
         let i = match self.position(c.topic, c.partition) {
             Some(i) => i,
             None => {
@@ -219,8 +209,8 @@ impl PartitionGroup {
 mod tests {
     use super::*;
 
-    fn rec(topic: &str, offset: i64, timestamp: i64) -> Consumed<'_> {
-        Consumed { topic, partition: 0, offset, key: None, value: None, timestamp, headers: Headers::new() }
+    fn rec(topic: &str, offset: i64, timestamp: i64) -> ConsumedBytes<'_> {
+        ConsumedBytes { topic, partition: 0, offset, key: None, value: None, timestamp, headers: Headers::new() }
     }
 
     fn caught_up(_: &str, _: i32, _: i64) -> Lag {

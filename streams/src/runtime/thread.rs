@@ -30,7 +30,7 @@ use crate::processor::node::ConsumedBytes;
 use crate::runtime::collector::{flush, KProducer, KafkaCollector, ProducerCtx};
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
-use crate::runtime::partition_group::{Consumed, Lag, PartitionGroup, Pending};
+use crate::runtime::partition_group::{Lag, PartitionGroup, Pending};
 use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::{SubTopology, Topology};
@@ -539,7 +539,7 @@ impl ThreadWork {
                 hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect()
             })
             .unwrap_or_default();
-        let buffered = entry.inputs.push(Consumed {
+        let buffered = entry.inputs.push(ConsumedBytes {
             topic,
             partition,
             offset: m.offset(),
