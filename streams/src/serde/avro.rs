@@ -7,8 +7,11 @@
 //! Avro's schema resolution rules: fields the reader adds take their defaults, fields it dropped are
 //! skipped, and an incompatible change is a [`SerdeError::Schema`].
 //!
-//! A Schema Registry HTTP client will implement [`SchemaLookup`]; until then [`InMemorySchemas`]
-//! holds the schemas, for tests and for applications with a fixed set of schemas.
+//! The writer schema's id comes from a Schema Registry ([`AvroSerdeConfig`], over
+//! [`SchemaRegistryClient`]): the serde registers its schema under the topic's subject on first use
+//! (Confluent's `auto.register.schemas`) and reads any id the registry knows. Without a registry,
+//! [`InMemorySchemas`] holds a fixed set of schemas and the serde writes a fixed id, for tests and
+//! applications whose schemas never change.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -30,7 +33,7 @@
 //! assert_eq!(serde.deserialize("payments", &Headers::new(), Some(&bytes)).unwrap(), payment);
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
 
@@ -41,6 +44,7 @@ use apache_avro::{AvroSchema, Schema};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::registry::{RegistryClientError, SchemaRegistryClient};
 use super::{Serde, SerdeError};
 use crate::header::Headers;
 
@@ -204,31 +208,231 @@ pub fn wire_format(schema_id: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// What both Avro serdes share: the reader/writer schema, its id and the lookup.
+/// How a serde finds the subject its schema is registered under (Confluent's
+/// `key.subject.name.strategy` / `value.subject.name.strategy`).
+///
+/// ```
+/// use apache_avro::Schema;
+/// use kstreams_streams::serde::avro::SubjectNameStrategy;
+/// let schema = Schema::parse_str(r#"{"type":"record","name":"Sale","namespace":"retail","fields":[]}"#).unwrap();
+/// assert_eq!(SubjectNameStrategy::TopicName.subject("pos-sales", false, &schema), "pos-sales-value");
+/// assert_eq!(SubjectNameStrategy::RecordName.subject("pos-sales", true, &schema), "retail.Sale");
+/// assert_eq!(SubjectNameStrategy::TopicRecordName.subject("pos-sales", false, &schema), "pos-sales-retail.Sale");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-key` / `<topic>-value`: one schema per topic (Confluent's default).
+    #[default]
+    TopicName,
+    /// The record's full name: one schema per type, on any topic.
+    RecordName,
+    /// `<topic>-<record full name>`: several types per topic.
+    TopicRecordName,
+}
+
+impl SubjectNameStrategy {
+    /// The subject for `schema` written to `topic`.
+    pub fn subject(self, topic: &str, is_key: bool, schema: &Schema) -> String {
+        let record = || schema.name().map(|n| n.fullname(None)).unwrap_or_else(|| "unnamed".into());
+        match self {
+            SubjectNameStrategy::TopicName => format!("{topic}-{}", if is_key { "key" } else { "value" }),
+            SubjectNameStrategy::RecordName => record(),
+            SubjectNameStrategy::TopicRecordName => format!("{topic}-{}", record()),
+        }
+    }
+
+    fn parse(setting: &'static str, value: &str) -> Result<Self, RegistryClientError> {
+        let class = value.rsplit('.').next().unwrap_or(value);
+        match class {
+            "TopicNameStrategy" => Ok(SubjectNameStrategy::TopicName),
+            "RecordNameStrategy" => Ok(SubjectNameStrategy::RecordName),
+            "TopicRecordNameStrategy" => Ok(SubjectNameStrategy::TopicRecordName),
+            _ => Err(RegistryClientError::Config {
+                setting,
+                detail: format!(
+                    "`{value}` is not one of TopicNameStrategy, RecordNameStrategy, TopicRecordNameStrategy"
+                ),
+            }),
+        }
+    }
+}
+
+/// The Schema Registry settings of the Avro serdes, by Confluent's names: which registry, whether
+/// serdes register their schema, and how subjects are named.
+///
+/// ```no_run
+/// use kstreams_streams::serde::avro::AvroSerdeConfig;
+/// use kstreams_streams::serde::Serdes;
+/// #[derive(apache_avro::AvroSchema, serde::Serialize, serde::Deserialize)]
+/// struct Sale { sku: String, qty: i32 }
+///
+/// let config = AvroSerdeConfig::from_props([("schema.registry.url", "http://127.0.0.1:8081")]).unwrap();
+/// let values = Serdes::avro_registry::<Sale>(&config, false); // subject `<topic>-value`
+/// ```
+#[derive(Debug, Clone)]
+pub struct AvroSerdeConfig {
+    client: Arc<SchemaRegistryClient>,
+    auto_register: bool,
+    key_strategy: SubjectNameStrategy,
+    value_strategy: SubjectNameStrategy,
+}
+
+impl AvroSerdeConfig {
+    /// Serdes on `client`'s registry that register their schemas, subjects named by topic.
+    pub fn new(client: Arc<SchemaRegistryClient>) -> Self {
+        AvroSerdeConfig {
+            client,
+            auto_register: true,
+            key_strategy: SubjectNameStrategy::TopicName,
+            value_strategy: SubjectNameStrategy::TopicName,
+        }
+    }
+
+    /// From Confluent's serde settings: `schema.registry.url` (required), `basic.auth.user.info`,
+    /// `auto.register.schemas` (default true), `key.subject.name.strategy` and
+    /// `value.subject.name.strategy` (`TopicNameStrategy`, `RecordNameStrategy`,
+    /// `TopicRecordNameStrategy`, with or without their Java package). `use.latest.version=true` is
+    /// refused: kstreams' serdes always write with their own schema.
+    pub fn from_props<K: AsRef<str>, V: AsRef<str>>(
+        props: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, RegistryClientError> {
+        let props: BTreeMap<String, String> =
+            props.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
+        let mut config = AvroSerdeConfig::new(Arc::new(SchemaRegistryClient::from_props(&props)?));
+        if let Some(value) = props.get("auto.register.schemas") {
+            config.auto_register = parse_bool("auto.register.schemas", value)?;
+        }
+        if let Some(value) = props.get("use.latest.version") {
+            if parse_bool("use.latest.version", value)? {
+                return Err(RegistryClientError::Config {
+                    setting: "use.latest.version",
+                    detail:
+                        "is not supported: the serde writes with its own schema (register it, or evolve the Rust type)"
+                            .into(),
+                });
+            }
+        }
+        if let Some(value) = props.get("key.subject.name.strategy") {
+            config.key_strategy = SubjectNameStrategy::parse("key.subject.name.strategy", value)?;
+        }
+        if let Some(value) = props.get("value.subject.name.strategy") {
+            config.value_strategy = SubjectNameStrategy::parse("value.subject.name.strategy", value)?;
+        }
+        Ok(config)
+    }
+
+    /// Whether serdes register their schema (true), or only look up its id (false: the schema must
+    /// be registered beforehand, as under Confluent's `auto.register.schemas=false`).
+    pub fn auto_register(mut self, register: bool) -> Self {
+        self.auto_register = register;
+        self
+    }
+
+    /// How key (`is_key`) or value subjects are named.
+    pub fn subject_name_strategy(mut self, is_key: bool, strategy: SubjectNameStrategy) -> Self {
+        if is_key {
+            self.key_strategy = strategy;
+        } else {
+            self.value_strategy = strategy;
+        }
+        self
+    }
+
+    /// The registry client, shared by every serde of this config.
+    pub fn client(&self) -> &Arc<SchemaRegistryClient> {
+        &self.client
+    }
+}
+
+fn parse_bool(setting: &'static str, value: &str) -> Result<bool, RegistryClientError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(RegistryClientError::Config { setting, detail: format!("`{value}` is not true or false") }),
+    }
+}
+
+/// Where the id written before each record comes from.
+enum WriterId {
+    /// One id, given.
+    Fixed(u32),
+    /// The registry's id for the serde's schema under the topic's subject, found once per topic.
+    Registry { config: AvroSerdeConfig, is_key: bool, by_topic: RwLock<HashMap<String, u32>> },
+}
+
+/// What both Avro serdes share: the reader/writer schema, where its id comes from, and the lookup
+/// of writer schemas by id.
 struct AvroCore {
     name: &'static str,
     schema: Arc<Schema>,
-    schema_id: u32,
+    writer_id: WriterId,
     schemas: Arc<dyn SchemaLookup>,
 }
 
 impl AvroCore {
+    fn fixed(schema: Arc<Schema>, schema_id: u32, schemas: Arc<dyn SchemaLookup>) -> Self {
+        AvroCore { name: "avro", schema, writer_id: WriterId::Fixed(schema_id), schemas }
+    }
+
+    fn registry(schema: Arc<Schema>, config: &AvroSerdeConfig, is_key: bool) -> Self {
+        let schemas: Arc<dyn SchemaLookup> = Arc::clone(config.client()) as Arc<dyn SchemaLookup>;
+        let writer_id = WriterId::Registry { config: config.clone(), is_key, by_topic: RwLock::new(HashMap::new()) };
+        AvroCore { name: "avro", schema, writer_id, schemas }
+    }
+
+    fn fixed_id(&self) -> Option<u32> {
+        match self.writer_id {
+            WriterId::Fixed(id) => Some(id),
+            WriterId::Registry { .. } => None,
+        }
+    }
+
+    /// The id to write before records on `topic`.
+    fn id_for(&self, topic: &str) -> Result<u32, SerdeError> {
+        let (config, is_key, by_topic) = match &self.writer_id {
+            WriterId::Fixed(id) => return Ok(*id),
+            WriterId::Registry { config, is_key, by_topic } => (config, is_key, by_topic),
+        };
+        if let Some(id) = by_topic.read().unwrap_or_else(|p| p.into_inner()).get(topic) {
+            return Ok(*id);
+        }
+        let strategy = if *is_key { config.key_strategy } else { config.value_strategy };
+        let subject = strategy.subject(topic, *is_key, &self.schema);
+        let client = config.client();
+        let id = if config.auto_register {
+            client.register(&subject, &self.schema)
+        } else {
+            client.id_of(&subject, &self.schema)
+        }
+        .map_err(|e| SerdeError::Schema {
+            topic: topic.to_string(),
+            serde: self.name,
+            schema_id: None,
+            detail: format!(
+                "cannot {} the serde's schema under subject `{subject}`: {e}",
+                if config.auto_register { "register" } else { "look up" }
+            ),
+        })?;
+        by_topic.write().unwrap_or_else(|p| p.into_inner()).insert(topic.to_string(), id);
+        Ok(id)
+    }
+
     fn prefixed(
         &self,
         topic: &str,
         encoded: Result<Vec<u8>, apache_avro::Error>,
     ) -> Result<Option<Vec<u8>>, SerdeError> {
+        let id = self.id_for(topic)?;
         let body = encoded.map_err(|e| {
             SerdeError::encode(
                 topic,
                 self.name,
                 format!(
-                    "the value does not fit the serde's schema (id {}): {e}; make the value match the schema, or give the serde the schema the value was built for",
-                    self.schema_id
+                    "the value does not fit the serde's schema (id {id}): {e}; make the value match the schema, or give the serde the schema the value was built for"
                 ),
             )
         })?;
-        Ok(Some(wire_format(self.schema_id, &body)))
+        Ok(Some(wire_format(id, &body)))
     }
 
     /// Decodes `data` with its writer schema and resolves it to the serde's schema.
@@ -257,8 +461,7 @@ impl AvroCore {
         })?;
         written.resolve(&self.schema).map_err(|e| {
             schema_error(format!(
-                "data written with schema {id} cannot be read with the serde's schema (id {}): {e}; evolve schemas compatibly (give added fields defaults, keep types promotable) or read with the writer's schema",
-                self.schema_id
+                "data written with schema {id} cannot be read with the serde's schema: {e}; evolve schemas compatibly (give added fields defaults, keep types promotable) or read with the writer's schema"
             ))
         })
     }
@@ -294,21 +497,26 @@ pub struct GenericAvroSerde {
 impl GenericAvroSerde {
     /// Values of `schema`, registered as `schema_id`; writer schemas are looked up in `schemas`.
     pub fn new(schema: Arc<Schema>, schema_id: u32, schemas: Arc<dyn SchemaLookup>) -> Self {
-        GenericAvroSerde { core: AvroCore { name: "avro", schema, schema_id, schemas } }
+        GenericAvroSerde { core: AvroCore::fixed(schema, schema_id, schemas) }
+    }
+    /// Values of `schema` through a Schema Registry: the schema is registered (or looked up) under
+    /// each topic's key (`is_key`) or value subject, and writer schemas are fetched by id.
+    pub fn with_registry(schema: Arc<Schema>, config: &AvroSerdeConfig, is_key: bool) -> Self {
+        GenericAvroSerde { core: AvroCore::registry(schema, config, is_key) }
     }
     /// The serde's schema: what it writes, and what it resolves read data to.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.core.schema
     }
-    /// The registry id of [`schema`](Self::schema), written into every record.
-    pub fn schema_id(&self) -> u32 {
-        self.core.schema_id
+    /// The id written into every record, when it is fixed (`None` when a registry gives it per topic).
+    pub fn schema_id(&self) -> Option<u32> {
+        self.core.fixed_id()
     }
 }
 
 impl std::fmt::Debug for GenericAvroSerde {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GenericAvroSerde").field("schema_id", &self.core.schema_id).finish_non_exhaustive()
+        f.debug_struct("GenericAvroSerde").field("schema_id", &self.core.fixed_id()).finish_non_exhaustive()
     }
 }
 
@@ -355,16 +563,21 @@ pub struct SpecificAvroSerde<T> {
 impl<T: AvroSchema> SpecificAvroSerde<T> {
     /// `T`'s records, its schema registered as `schema_id`; writer schemas are looked up in `schemas`.
     pub fn new(schema_id: u32, schemas: Arc<dyn SchemaLookup>) -> Self {
-        let core = AvroCore { name: "avro", schema: Arc::new(T::get_schema()), schema_id, schemas };
-        SpecificAvroSerde { core, _type: PhantomData }
+        SpecificAvroSerde { core: AvroCore::fixed(Arc::new(T::get_schema()), schema_id, schemas), _type: PhantomData }
+    }
+    /// `T`'s records through a Schema Registry: `T`'s schema is registered (or looked up) under
+    /// each topic's key (`is_key`) or value subject on first use, and records of any registered
+    /// writer schema are read and resolved to `T`'s.
+    pub fn with_registry(config: &AvroSerdeConfig, is_key: bool) -> Self {
+        SpecificAvroSerde { core: AvroCore::registry(Arc::new(T::get_schema()), config, is_key), _type: PhantomData }
     }
     /// `T`'s schema.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.core.schema
     }
-    /// The registry id of `T`'s schema, written into every record.
-    pub fn schema_id(&self) -> u32 {
-        self.core.schema_id
+    /// The id written into every record, when it is fixed (`None` when a registry gives it per topic).
+    pub fn schema_id(&self) -> Option<u32> {
+        self.core.fixed_id()
     }
 }
 
@@ -372,7 +585,7 @@ impl<T> std::fmt::Debug for SpecificAvroSerde<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpecificAvroSerde")
             .field("type", &std::any::type_name::<T>())
-            .field("schema_id", &self.core.schema_id)
+            .field("schema_id", &self.core.fixed_id())
             .finish_non_exhaustive()
     }
 }

@@ -41,6 +41,7 @@ pub mod avro;
 mod bincode;
 mod json;
 mod primitive;
+pub mod registry;
 
 pub use self::bincode::BincodeSerde;
 pub use self::json::JsonSerde;
@@ -255,6 +256,26 @@ impl Serdes {
         T: apache_avro::AvroSchema + ::serde::Serialize + ::serde::de::DeserializeOwned + 'static,
     {
         Arc::new(avro::SpecificAvroSerde::<T>::new(schema_id, schemas))
+    }
+    /// Avro records of a type with a derived schema, in the Schema Registry wire format, with ids
+    /// from a Schema Registry: `T`'s schema is registered under each topic's key (`is_key`) or value
+    /// subject, and records of any writer schema the registry knows are read and resolved to `T`'s
+    /// schema, as Confluent's `SpecificAvroSerde` configured with `schema.registry.url`.
+    /// See [`avro::AvroSerdeConfig`].
+    pub fn avro_registry<T>(config: &avro::AvroSerdeConfig, is_key: bool) -> SharedSerde<T>
+    where
+        T: apache_avro::AvroSchema + ::serde::Serialize + ::serde::de::DeserializeOwned + 'static,
+    {
+        Arc::new(avro::SpecificAvroSerde::<T>::with_registry(config, is_key))
+    }
+    /// Generic Avro values of `schema` with ids from a Schema Registry, as Confluent's
+    /// `GenericAvroSerde` configured with `schema.registry.url`. See [`avro::AvroSerdeConfig`].
+    pub fn avro_generic_registry(
+        schema: Arc<apache_avro::Schema>,
+        config: &avro::AvroSerdeConfig,
+        is_key: bool,
+    ) -> SharedSerde<apache_avro::types::Value> {
+        Arc::new(avro::GenericAvroSerde::with_registry(schema, config, is_key))
     }
     /// Generic Avro values ([`apache_avro::types::Value`]) of `schema`, registered as `schema_id`, in
     /// the Schema Registry wire format, as Confluent's `GenericAvroSerde`. See [`avro::GenericAvroSerde`].

@@ -1,0 +1,343 @@
+//! `retail`: the retail data hub, end to end.
+//!
+//! ```text
+//! scripts/kafka start && cargo run -p retail            # 24 months of trading, then the report and chart
+//! cargo run -p retail -- --live                          # keep trading, live, until Ctrl-C
+//! cargo run -p retail -- --instances 3                   # the same with three application instances
+//! cargo run -p retail -- app                             # one application instance, until Ctrl-C
+//! ```
+//!
+//! The broker comes from `KSTREAMS_BOOTSTRAP` (default 127.0.0.1:9092), the Schema Registry from
+//! `KSTREAMS_REGISTRY_URL` (default http://127.0.0.1:8081); `scripts/kafka start` runs both.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use kstreams::runtime::{KafkaStreams, State};
+use retail::generator::{self, GeneratorConfig};
+use retail::hub::{Hub, HubError, Outputs, Producer, SchemaEvents, WriteEvent};
+use retail::{chart, report};
+
+/// The retail data hub on kstreams: POS and web-shop sales into monthly sales, forecasts and
+/// automatic orders.
+#[derive(Parser, Debug)]
+#[command(name = "retail")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KSTREAMS_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
+    bootstrap: String,
+    /// The Schema Registry.
+    #[arg(long, env = "KSTREAMS_REGISTRY_URL", default_value = "http://127.0.0.1:8081", global = true)]
+    registry: String,
+    /// Application settings, `retail.grace.hours=72`, `retail.forecast.alpha=0.4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    settings: Vec<String>,
+    /// Where the Prometheus metrics are served while it runs.
+    #[arg(long, default_value = "127.0.0.1:9464", global = true)]
+    metrics: String,
+    /// Application instances to run side by side (in this process).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Months of trading to generate.
+    #[arg(long, default_value_t = 24)]
+    months: u32,
+    /// After the months of history, keep trading live (until Ctrl-C).
+    #[arg(long)]
+    live: bool,
+    /// Records per second in live mode.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Where the chart is written.
+    #[arg(long, default_value = "retail-report")]
+    out: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs one application instance until Ctrl-C (start several, in several terminals, to scale).
+    App,
+    /// Prints the report and writes the chart from what the topics hold now.
+    Report,
+}
+
+const APPLICATION_ID: &str = "retail-hub";
+
+fn main() {
+    tracing_subscriber::fmt()
+        // Each dead letter is logged at WARN by the runtime; the report counts them instead.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,kstreams_streams::runtime::thread=error".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("retail: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), HubError> {
+    let mut hub = Hub::new(&args.bootstrap, &args.registry);
+    let settings: Vec<(String, String)> = args
+        .settings
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| format!("--set takes KEY=VALUE, got `{s}`"))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(HubError::Other)?;
+    hub.settings = hub.settings.clone().with(settings).map_err(HubError::Other)?;
+    check_services(&hub)?;
+    let stop = ctrl_c();
+    match args.command {
+        Some(Command::App) => {
+            let dir = state_dir(0);
+            let mut app = start_app(&hub, &dir, Some(&args.metrics))?;
+            println!("retail: application instance running (state in {}); Ctrl-C stops it", dir.display());
+            while !stop.load(Ordering::Relaxed) && app.state() != State::Error {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            app.close(Duration::from_secs(30))?;
+            Ok(())
+        }
+        Some(Command::Report) => {
+            finish(&Outputs::read(&hub)?, &Default::default(), &SchemaEvents::default(), &args.out)
+        }
+        None => demo(&hub, &args, &stop),
+    }
+}
+
+/// The whole run: fresh topics, the application, 24 months of trading, the report.
+fn demo(hub: &Hub, args: &Args, stop: &AtomicBool) -> Result<(), HubError> {
+    let started = Instant::now();
+    println!("retail: broker {}, Schema Registry {}", hub.bootstrap, hub.registry_url);
+    hub.reset_topics(APPLICATION_ID)?;
+    let config = GeneratorConfig {
+        seed: args.seed,
+        months: args.months.max(2),
+        grace_ms: hub.settings.grace.as_millis() as i64,
+        ..GeneratorConfig::default()
+    };
+    let plan = generator::plan(&config);
+    println!(
+        "retail: {} records for {} months of trading from {} ({} stores, {} products), generated in {:.1} s",
+        plan.uploads.len(),
+        config.months,
+        config.start,
+        config.stores,
+        config.products.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut apps = Vec::new();
+    let dirs: Vec<PathBuf> = (0..args.instances.max(1)).map(state_dir).collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        apps.push(start_app(hub, dir, (i == 0).then_some(args.metrics.as_str()))?);
+    }
+    wait_running(&apps)?;
+    println!(
+        "retail: {} application instance(s) running (exactly_once_v2, RocksDB stores); metrics on http://{}/metrics",
+        apps.len(),
+        args.metrics
+    );
+
+    let mut producer = Producer::new(hub)?;
+    let total = plan.uploads.len();
+    producer.write(&plan, |event| match event {
+        WriteEvent::Written(n) => progress(&format!("generator: {n}/{total} records written")),
+        WriteEvent::Registered { version, id, month } => {
+            println!("\rretail: [{month}] the tills write POS schema v{version} (registry id {id})          ");
+        }
+        WriteEvent::Refused { message, month } => {
+            println!("\rretail: [{month}] the registry refused POS schema v3; the tills carry on with v2:");
+            println!("        {message}");
+        }
+    })?;
+    println!();
+
+    let expected: usize = generator::months_with_sales(&plan, &config).values().sum();
+    let outputs = wait_for_outputs(hub, expected, &apps, stop)?;
+    if args.live && !stop.load(Ordering::Relaxed) {
+        live(hub, args, &config, &mut producer, &apps, stop)?;
+    }
+    for app in &mut apps {
+        app.close(Duration::from_secs(30))?;
+    }
+    let outputs = if args.live { Outputs::read(hub)? } else { outputs };
+    finish(&outputs, &plan.summary, &producer.schema_events, &args.out)?;
+    println!("retail: done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Keeps trading, month after month, at `--rate` records per second until Ctrl-C.
+fn live(
+    hub: &Hub,
+    args: &Args,
+    history: &GeneratorConfig,
+    producer: &mut Producer,
+    apps: &[KafkaStreams],
+    stop: &AtomicBool,
+) -> Result<(), HubError> {
+    println!("retail: live: trading on at {} records/s; Ctrl-C stops and prints the report", args.rate);
+    let mut month = history.end();
+    let mut chunk = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let config = GeneratorConfig {
+            seed: history.seed + 1 + chunk,
+            start: month,
+            months: 1,
+            close_last_month: false,
+            ..history.clone()
+        };
+        let plan = generator::plan(&config);
+        let pace = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+        for upload in &plan.uploads {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            producer.send(&upload.record, upload.at)?;
+            std::thread::sleep(pace);
+        }
+        let outputs = Outputs::read(hub)?;
+        let state = apps.iter().map(|a| format!("{:?}", a.state())).collect::<Vec<_>>().join(",");
+        progress(&format!(
+            "live: traded {month}; {} final months, {} forecasts, {} orders, {} dead letters; app {state}",
+            outputs.monthly.len(),
+            outputs.forecasts.values().map(Vec::len).sum::<usize>(),
+            outputs.orders.values().filter(|o| o.is_some()).count(),
+            outputs.dead_letters.len()
+        ));
+        month = month.next();
+        chunk += 1;
+    }
+    println!();
+    Ok(())
+}
+
+/// Waits until the application has written every expected final month and its forecast, and the
+/// outputs have settled.
+fn wait_for_outputs(hub: &Hub, expected: usize, apps: &[KafkaStreams], stop: &AtomicBool) -> Result<Outputs, HubError> {
+    let mut last_change = Instant::now();
+    let mut last = (0, 0, 0, 0);
+    loop {
+        if let Some(failed) = apps.iter().find(|a| a.state() == State::Error) {
+            return Err(HubError::Other(format!("the application failed: {}", failed.error().unwrap_or_default())));
+        }
+        let outputs = Outputs::read(hub)?;
+        let forecasts: usize = outputs.forecasts.values().map(Vec::len).sum();
+        let now = (outputs.monthly.len(), forecasts, outputs.orders.len(), outputs.dead_letters.len());
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        }
+        progress(&format!(
+            "application: {}/{expected} final months, {forecasts} forecasts, {} order proposals, {} dead letters",
+            now.0, now.2, now.3
+        ));
+        let complete = now.0 >= expected && forecasts >= now.0;
+        let settled = last_change.elapsed() > if complete { Duration::from_secs(2) } else { Duration::from_secs(30) };
+        if settled || stop.load(Ordering::Relaxed) {
+            println!();
+            if !complete {
+                println!("retail: the outputs stopped growing short of the target ({} of {expected} months)", now.0);
+            }
+            return Ok(outputs);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn finish(
+    outputs: &Outputs,
+    input: &generator::Summary,
+    schema: &SchemaEvents,
+    out: &std::path::Path,
+) -> Result<(), HubError> {
+    print!("{}", report::render(outputs, input, schema, 5));
+    std::fs::create_dir_all(out).map_err(|e| HubError::Other(format!("cannot create {}: {e}", out.display())))?;
+    let path = out.join("sales-forecast.svg");
+    match chart::draw(outputs, 4, &path) {
+        Ok(()) => println!("\nChart of monthly sales and forecasts: {}", path.canonicalize().unwrap_or(path).display()),
+        Err(e) => println!("\nNo chart: {e}"),
+    }
+    Ok(())
+}
+
+fn start_app(hub: &Hub, dir: &std::path::Path, metrics: Option<&str>) -> Result<KafkaStreams, HubError> {
+    let mut config = hub.streams_config(APPLICATION_ID, dir);
+    if let Some(address) = metrics {
+        config = config.set("metrics.http.address", address);
+    }
+    let mut app = hub.app(config)?;
+    app.start()?;
+    Ok(app)
+}
+
+fn state_dir(instance: usize) -> PathBuf {
+    std::env::temp_dir().join(format!("kstreams-retail-{}-{instance}", std::process::id()))
+}
+
+fn wait_running(apps: &[KafkaStreams]) -> Result<(), HubError> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let states: BTreeMap<usize, State> = apps.iter().map(|a| a.state()).enumerate().collect();
+        if states.values().all(|s| *s == State::Running) {
+            return Ok(());
+        }
+        if let Some(failed) = apps.iter().find(|a| a.state() == State::Error) {
+            return Err(HubError::Other(format!(
+                "the application failed to start: {}",
+                failed.error().unwrap_or_default()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(HubError::Other(format!(
+                "the application instances are not all running after 120 s: {states:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Checks that the broker and the registry answer, with the command that starts them if not.
+fn check_services(hub: &Hub) -> Result<(), HubError> {
+    let client = hub.avro()?.client().clone();
+    match client.latest("retail-health-check") {
+        Ok(_) => Ok(()),
+        Err(e) if e.error_code().is_some() => Ok(()), // it answered (40401: no such subject)
+        Err(e) => Err(HubError::Other(format!("{e}\nStart the broker and the registry with: scripts/kafka start"))),
+    }
+}
+
+fn progress(line: &str) {
+    print!("\r{line:<100}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Set on Ctrl-C.
+fn ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            runtime.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    stop
+}
