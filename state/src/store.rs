@@ -380,7 +380,9 @@ impl StoreSpec {
     /// The configs to create this store's changelog topic with: `cleanup.policy=compact` for key-value
     /// stores; `cleanup.policy=compact,delete` and `retention.ms` = store retention +
     /// [`CHANGELOG_ADDITIONAL_RETENTION_MS`] (Kafka Streams' default of one day) for window and session
-    /// stores. Entries of [`changelog_configs`](Self::changelog_configs) override these.
+    /// stores. Entries of [`changelog_configs`](Self::changelog_configs) override these. See
+    /// [`changelog_topic_configs_with`](Self::changelog_topic_configs_with) for another additional
+    /// retention.
     ///
     /// ```
     /// use kstreams_state::store::{StoreKind, StoreSpec};
@@ -392,6 +394,21 @@ impl StoreSpec {
     /// assert_eq!(configs["retention.ms"], (60_000 + 86_400_000).to_string());
     /// ```
     pub fn changelog_topic_configs(&self) -> HashMap<String, String> {
+        self.changelog_topic_configs_with(CHANGELOG_ADDITIONAL_RETENTION_MS)
+    }
+
+    /// As [`changelog_topic_configs`](Self::changelog_topic_configs), with window and session
+    /// changelogs kept `additional_retention_ms` beyond the store's retention (Kafka Streams'
+    /// `windowstore.changelog.additional.retention.ms`). The broker deletes changelog records by
+    /// their timestamps, which are event times: an application that processes old data needs more.
+    ///
+    /// ```
+    /// use kstreams_state::store::{StoreKind, StoreSpec};
+    /// let mut spec = StoreSpec::key_value("months");
+    /// spec.kind = StoreKind::Window { retention_ms: 1_000, window_size_ms: 1_000, retain_duplicates: false };
+    /// assert_eq!(spec.changelog_topic_configs_with(5_000)["retention.ms"], "6000");
+    /// ```
+    pub fn changelog_topic_configs_with(&self, additional_retention_ms: i64) -> HashMap<String, String> {
         let mut configs = HashMap::new();
         match self.kind.retention_ms() {
             None => {
@@ -399,7 +416,7 @@ impl StoreSpec {
             }
             Some(retention) => {
                 configs.insert("cleanup.policy".to_string(), "compact,delete".to_string());
-                let total = retention.saturating_add(CHANGELOG_ADDITIONAL_RETENTION_MS);
+                let total = retention.saturating_add(additional_retention_ms);
                 configs.insert("retention.ms".to_string(), total.to_string());
             }
         }

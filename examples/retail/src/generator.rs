@@ -326,6 +326,22 @@ pub struct Plan {
     pub summary: Summary,
 }
 
+impl Plan {
+    /// The catalog's records, which come first: the shop has its catalog before it trades.
+    pub fn catalog(&self) -> &[Upload] {
+        &self.uploads[..self.catalog_len()]
+    }
+
+    /// Everything after the catalog.
+    pub fn trading(&self) -> &[Upload] {
+        &self.uploads[self.catalog_len()..]
+    }
+
+    fn catalog_len(&self) -> usize {
+        self.uploads.iter().take_while(|u| matches!(u.record, Record::Catalog { .. })).count()
+    }
+}
+
 /// Lays out a run.
 pub fn plan(config: &GeneratorConfig) -> Plan {
     let mut gen = Gen {

@@ -21,8 +21,8 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, Threa
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::calendar::Month;
-use crate::generator::{Breakage, Plan, PosVersion, Record};
+use crate::calendar::{Month, DAY_MS};
+use crate::generator::{Breakage, PosVersion, Record, Upload};
 use crate::model::{pos_schemas, AutoOrder, Forecast, MonthlySales, PosSale, WebAvailability};
 use crate::topology::{build, RetailSettings, Topics};
 
@@ -120,7 +120,10 @@ impl Hub {
                     .all()
                     .iter()
                     .map(|t| {
-                        let topic = NewTopic::new(t, self.partitions_of(t), TopicReplication::Fixed(1));
+                        // Records carry event times, years old in a replay of history: the broker's
+                        // time-based retention would delete them at once, so it is off.
+                        let topic = NewTopic::new(t, self.partitions_of(t), TopicReplication::Fixed(1))
+                            .set("retention.ms", "-1");
                         if compacted.contains(t) {
                             topic.set("cleanup.policy", "compact")
                         } else {
@@ -179,12 +182,21 @@ impl Hub {
         }
     }
 
-    /// The application's configuration: exactly-once, dead letters to the hub's topic.
+    /// The application's configuration: exactly-once, dead letters to the hub's topic, and two
+    /// settings for replaying years of history at full speed:
+    /// - `max.task.idle.ms=5000`: the task that merges the two sales feeds waits up to 5 s for a
+    ///   feed that has run empty rather than racing ahead in event time on the other (see
+    ///   [`crate::topology`]);
+    /// - `windowstore.changelog.additional.retention.ms` of ten years: the monthly windows'
+    ///   changelog records carry event times years old, which the broker's time-based retention
+    ///   would otherwise delete at once.
     pub fn streams_config(&self, application_id: &str, state_dir: &std::path::Path) -> StreamsConfig {
         StreamsConfig::new()
             .set("application.id", application_id)
             .set("bootstrap.servers", &self.bootstrap)
             .set("processing.guarantee", "exactly_once_v2")
+            .set("max.task.idle.ms", "5000")
+            .set("windowstore.changelog.additional.retention.ms", (10 * 365 * DAY_MS).to_string())
             .set("state.dir", state_dir.to_string_lossy())
             .set("default.deserialization.exception.handler", "dead_letter_queue")
             .set("errors.dead.letter.queue.topic.name", &self.settings.topics.dead_letters)
@@ -266,10 +278,11 @@ impl Producer {
         })
     }
 
-    /// Writes `plan`'s records; tells `events` how far it got (every few thousand records) and
-    /// what happened to the POS schema. Returns how many were written.
-    pub fn write(&mut self, plan: &Plan, mut events: impl FnMut(WriteEvent)) -> Result<usize, HubError> {
-        for (i, upload) in plan.uploads.iter().enumerate() {
+    /// Writes `uploads` (a [`Plan`]'s, or part of them) and waits until the broker has them all;
+    /// tells `events` how far it got (every few thousand records) and what happened to the POS
+    /// schema. Returns how many were written.
+    pub fn write(&mut self, uploads: &[Upload], mut events: impl FnMut(WriteEvent)) -> Result<usize, HubError> {
+        for (i, upload) in uploads.iter().enumerate() {
             let (registered, refused) = (self.schema_events.registered.len(), self.schema_events.v3_refusal.is_some());
             self.send(&upload.record, upload.at)?;
             if let Some((version, id)) = self.schema_events.registered.get(registered) {
@@ -283,8 +296,8 @@ impl Producer {
             }
         }
         self.producer.flush(Duration::from_secs(60)).map_err(kafka("flushing the records"))?;
-        events(WriteEvent::Written(plan.uploads.len()));
-        Ok(plan.uploads.len())
+        events(WriteEvent::Written(uploads.len()));
+        Ok(uploads.len())
     }
 
     /// Writes one record with Kafka timestamp `at`.

@@ -142,6 +142,9 @@ fn demo(hub: &Hub, args: &Args, stop: &AtomicBool) -> Result<(), HubError> {
         started.elapsed().as_secs_f64()
     );
 
+    // The catalog goes first: the application loads it (a global table) before it takes sales.
+    let mut producer = Producer::new(hub)?;
+    producer.write(plan.catalog(), |_| {})?;
     let mut apps = Vec::new();
     let dirs: Vec<PathBuf> = (0..args.instances.max(1)).map(state_dir).collect();
     for (i, dir) in dirs.iter().enumerate() {
@@ -154,9 +157,8 @@ fn demo(hub: &Hub, args: &Args, stop: &AtomicBool) -> Result<(), HubError> {
         args.metrics
     );
 
-    let mut producer = Producer::new(hub)?;
-    let total = plan.uploads.len();
-    producer.write(&plan, |event| match event {
+    let total = plan.trading().len();
+    producer.write(plan.trading(), |event| match event {
         WriteEvent::Written(n) => progress(&format!("generator: {n}/{total} records written")),
         WriteEvent::Registered { version, id, month } => {
             println!("\rretail: [{month}] the tills write POS schema v{version} (registry id {id})          ");

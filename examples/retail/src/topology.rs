@@ -24,7 +24,9 @@
 //! close months before the slower task's sales arrive. With one partition per feed, one task
 //! merges both feeds in event-time order, and the sales are then spread over
 //! [`RetailSettings::partitions`] partitions by product for the windowed aggregation, the
-//! forecasts and the joins, which is where the work is and what scales with instances.
+//! forecasts and the joins, which is where the work is and what scales with instances. For the
+//! merge to hold while the feeds are written, the task waits for a feed that runs empty
+//! (`max.task.idle.ms`, set by [`Hub::streams_config`](crate::hub::Hub::streams_config)).
 //! Live, the skew between partitions is seconds and a partitioned feed would do.
 
 use std::collections::BTreeMap;

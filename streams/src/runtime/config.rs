@@ -134,6 +134,11 @@ pub struct ValidConfig {
     /// `repartition.purge.interval.ms` (30 s by default): how often consumed records of repartition
     /// topics are deleted up to the committed offsets.
     pub repartition_purge_interval: Duration,
+    /// `windowstore.changelog.additional.retention.ms` (1 day by default): how much longer than
+    /// their store the changelogs of window and session stores keep records. The broker deletes
+    /// by record timestamp, an event time: an application that processes data older than its
+    /// windows' retention (a replay of history) must raise it, or its changelogs lose state.
+    pub windowstore_changelog_additional_retention: Duration,
     /// `default.deserialization.exception.handler` (+ `errors.dead.letter.queue.topic.name`).
     pub deserialization_handler: DeserializationHandler,
     /// `processing.exception.handler`: `log_and_fail` (default) or `log_and_continue`.
@@ -167,6 +172,7 @@ const KNOWN: &[&str] = &[
     "group.instance.id",
     "metrics.http.address",
     "repartition.purge.interval.ms",
+    "windowstore.changelog.additional.retention.ms",
     "processing.exception.handler",
     "default.production.exception.handler",
 ];
@@ -246,6 +252,11 @@ impl StreamsConfig {
             _ => return Err(StreamsError::config("max.task.idle.ms", "must be -1 (never wait) or at least 0")),
         };
         let purge_ms: u64 = self.parse("repartition.purge.interval.ms", 30_000, "a number of milliseconds")?;
+        let additional_retention_ms: u64 = self.parse(
+            "windowstore.changelog.additional.retention.ms",
+            kstreams_state::store::CHANGELOG_ADDITIONAL_RETENTION_MS.unsigned_abs(),
+            "a number of milliseconds",
+        )?;
         let cache_max_bytes: u64 = self.parse("statestore.cache.max.bytes", 10 * 1024 * 1024, "a number of bytes")?;
         let poll_ms: u64 = self.parse("poll.ms", 100, "a number of milliseconds")?;
         let deserialization_handler =
@@ -314,6 +325,7 @@ impl StreamsConfig {
             cache_max_bytes,
             poll: Duration::from_millis(poll_ms.max(1)),
             repartition_purge_interval: Duration::from_millis(purge_ms),
+            windowstore_changelog_additional_retention: Duration::from_millis(additional_retention_ms),
             deserialization_handler,
             processing_handler,
             production_handler,
@@ -341,5 +353,24 @@ impl ValidConfig {
             }
         }
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> StreamsConfig {
+        StreamsConfig::new().set("application.id", "app").set("bootstrap.servers", "localhost:9092")
+    }
+
+    #[test]
+    fn window_changelogs_keep_a_day_beyond_their_store_unless_told() {
+        let default = base().validate().unwrap();
+        assert_eq!(default.windowstore_changelog_additional_retention, Duration::from_secs(86_400));
+        let longer = base().set("windowstore.changelog.additional.retention.ms", "31536000000").validate().unwrap();
+        assert_eq!(longer.windowstore_changelog_additional_retention.as_secs(), 365 * 86_400);
+        let err = base().set("windowstore.changelog.additional.retention.ms", "a year").validate().unwrap_err();
+        assert!(err.to_string().contains("windowstore.changelog.additional.retention.ms"), "{err}");
     }
 }

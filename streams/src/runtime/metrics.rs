@@ -157,45 +157,55 @@ impl RestoreListener for MeteredRestoreListener {
     }
 }
 
-/// Serves `GET /metrics` on `address` from a background thread until dropped.
+/// Serves `GET /metrics` on `address` (axum, on a runtime of its own in a background thread) until
+/// dropped.
 pub(crate) struct MetricsServer {
-    server: Arc<tiny_http::Server>,
     address: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MetricsServer {
     pub(crate) fn start(address: &str, metrics: StreamsMetrics) -> Result<MetricsServer> {
-        let server = tiny_http::Server::http(address)
-            .map_err(|e| StreamsError::config("metrics.http.address", format!("cannot listen on `{address}`: {e}")))?;
-        let address = server.server_addr().to_ip().ok_or_else(|| {
-            StreamsError::config("metrics.http.address", format!("`{address}` is not an IP address and port"))
-        })?;
-        let server = Arc::new(server);
-        let serving = server.clone();
+        let bad = |e: String| StreamsError::config("metrics.http.address", e);
+        // Bound here, so that a taken port fails `start` with the setting's name.
+        let listener = std::net::TcpListener::bind(address)
+            .map_err(|e| bad(format!("cannot listen on `{address}`: {e} (give an IP address and a free port)")))?;
+        let address = listener.local_addr().map_err(|e| bad(e.to_string()))?;
+        listener.set_nonblocking(true).map_err(|e| bad(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| StreamsError::IllegalState(format!("cannot start the metrics server's runtime: {e}")))?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = metrics.render();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        );
         let handle = std::thread::Builder::new()
             .name("kstreams-metrics-http".into())
             .spawn(move || {
-                for request in serving.incoming_requests() {
-                    let response = if request.url() == "/metrics" {
-                        let header =
-                            tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..]).ok();
-                        let mut r = tiny_http::Response::from_data(metrics.render());
-                        if let Some(h) = header {
-                            r.add_header(h);
-                        }
-                        r
-                    } else {
-                        tiny_http::Response::from_data(b"not found: try /metrics\n".to_vec()).with_status_code(404)
+                runtime.block_on(async move {
+                    let served = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => axum::serve(listener, app)
+                            .with_graceful_shutdown(async move {
+                                let _ = stopped.await;
+                            })
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
                     };
-                    if let Err(e) = request.respond(response) {
-                        tracing::debug!(error = %e, "metrics response failed");
+                    if let Err(e) = served {
+                        tracing::warn!(error = %e, "the metrics server stopped");
                     }
-                }
+                });
             })
             .map_err(|e| StreamsError::IllegalState(format!("cannot start the metrics server thread: {e}")))?;
         tracing::info!(%address, "serving Prometheus metrics at /metrics");
-        Ok(MetricsServer { server, address, handle: Some(handle) })
+        Ok(MetricsServer { address, shutdown: Some(shutdown), handle: Some(handle) })
     }
 
     pub(crate) fn address(&self) -> SocketAddr {
@@ -205,7 +215,9 @@ impl MetricsServer {
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {
-        self.server.unblock();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

@@ -58,6 +58,13 @@ struct TaskEntry {
 /// `buffered.records.per.partition`).
 const MAX_BUFFERED: usize = 1000;
 
+/// Records a task processes per round before the thread moves on to the next task and, after the
+/// round, polls again. Short rounds keep every partition fetched and polled often: a task waiting
+/// for an empty partition (`max.task.idle.ms`, a partition that is behind) measures that wait in
+/// wall-clock time, and a round spent on thousands of other tasks' records would let the wait run
+/// out while the partition's records sat unfetched.
+const MAX_PER_ROUND: usize = 500;
+
 /// One processed record in this many is timed for the `process-latency` histogram.
 const LATENCY_SAMPLE: u32 = 32;
 
@@ -378,9 +385,11 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
 pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc<ThreadShared>) -> Result<()> {
     let poll = work.lock().map(|w| w.config.poll).unwrap_or(Duration::from_millis(100));
     let result = (|| -> Result<()> {
+        // Whether tasks have ready records left from the last round: then polling must not wait.
+        let mut more = false;
         while !shared.shutdown.load(Ordering::Relaxed) {
             // Poll without holding the lock: rebalance callbacks take it.
-            let mut timeout = poll;
+            let mut timeout = if more { Duration::ZERO } else { poll };
             for _ in 0..1000 {
                 let message = consumer.poll(timeout);
                 timeout = Duration::ZERO;
@@ -398,7 +407,7 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
                 }
             }
             let mut w = lock(&work)?;
-            w.process_ready(&consumer)?;
+            more = w.process_ready(&consumer)?;
             // Running once the group gave this thread its (possibly empty) assignment and its tasks
             // exist, restored: the loop creates them before it gets here.
             if w.joined {
@@ -556,9 +565,10 @@ impl ThreadWork {
         Ok(())
     }
 
-    /// Processes every task's records that are ready (see [`PartitionGroup`]), then resumes paused
-    /// partitions that drained.
-    fn process_ready(&mut self, consumer: &KConsumer) -> Result<()> {
+    /// Processes up to [`MAX_PER_ROUND`] ready records of each task (see [`PartitionGroup`]),
+    /// resuming each task's paused partitions once they drained; returns whether a task has more
+    /// ready records (so the next poll should not wait).
+    fn process_ready(&mut self, consumer: &KConsumer) -> Result<bool> {
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         let max_idle = self.config.max_task_idle;
         // One clock reading per round: it only matters to `max.task.idle.ms`, in milliseconds.
@@ -573,29 +583,46 @@ impl ThreadWork {
             lags.push((topic.to_string(), partition, l));
             l
         };
+        let mut more = false;
         for id in ids {
-            while let Some(record) = self.tasks.get_mut(&id).and_then(|e| e.inputs.next(max_idle, now, &mut lag)) {
+            let mut done = 0;
+            while done < MAX_PER_ROUND {
+                let Some(record) = self.tasks.get_mut(&id).and_then(|e| e.inputs.next(max_idle, now, &mut lag)) else {
+                    break;
+                };
                 self.process(id, record)?;
+                done += 1;
             }
+            more |= done == MAX_PER_ROUND;
+            // Drained partitions are fetched again while the other tasks are processed.
+            self.resume_drained(consumer, id)?;
         }
-        if !self.paused.is_empty() {
-            let drained: Vec<(String, i32)> = self
-                .paused
-                .iter()
-                .filter(|(t, p)| {
-                    let id = self.task_for(t, *p);
-                    id.and_then(|id| self.tasks.get(&id)).is_none_or(|e| e.inputs.buffered(t, *p) < MAX_BUFFERED / 2)
-                })
-                .cloned()
-                .collect();
-            if !drained.is_empty() {
-                let mut tpl = TopicPartitionList::new();
-                for (t, p) in &drained {
-                    tpl.add_partition(t, *p);
-                    self.paused.remove(&(t.clone(), *p));
-                }
-                consumer.resume(&tpl)?;
+        Ok(more)
+    }
+
+    /// Resumes `task`'s paused partitions whose buffers drained below half.
+    fn resume_drained(&mut self, consumer: &KConsumer, task: TaskId) -> Result<()> {
+        if self.paused.is_empty() {
+            return Ok(());
+        }
+        let Some(entry) = self.tasks.get(&task) else { return Ok(()) };
+        let drained: Vec<(String, i32)> = self
+            .paused
+            .iter()
+            .filter(|(t, p)| {
+                self.topic_to_sub.get(t.as_str()).is_some_and(|s| *s == task.subtopology)
+                    && *p == task.partition
+                    && entry.inputs.buffered(t, *p) < MAX_BUFFERED / 2
+            })
+            .cloned()
+            .collect();
+        if !drained.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &drained {
+                tpl.add_partition(t, *p);
+                self.paused.remove(&(t.clone(), *p));
             }
+            consumer.resume(&tpl)?;
         }
         Ok(())
     }

@@ -32,8 +32,9 @@ pub(crate) fn partition_counts(
 /// count of every topic by its full name.
 pub(crate) fn prepare(topology: &Topology, config: &ValidConfig) -> Result<HashMap<String, i32>> {
     let admin: AdminClient<DefaultClientContext> = config.client_config("admin.").create()?;
+    let additional = i64::try_from(config.windowstore_changelog_additional_retention.as_millis()).unwrap_or(i64::MAX);
     let internal: HashMap<String, crate::topology::InternalTopic> =
-        topology.internal_topics().into_iter().map(|t| (t.name.clone(), t)).collect();
+        topology.internal_topics_with(additional).into_iter().map(|t| (t.name.clone(), t)).collect();
     let external: Vec<String> = topology
         .subtopologies()
         .iter()

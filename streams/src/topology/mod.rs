@@ -419,14 +419,22 @@ impl Topology {
     }
 
     /// Internal topics by name (without the application id prefix): repartition topics and store
-    /// changelogs.
+    /// changelogs (window and session changelogs kept one day beyond their store's retention).
     pub fn internal_topics(&self) -> Vec<InternalTopic> {
+        self.internal_topics_with(kstreams_state::store::CHANGELOG_ADDITIONAL_RETENTION_MS)
+    }
+
+    /// As [`internal_topics`](Self::internal_topics), with window and session changelogs kept
+    /// `additional_retention_ms` beyond their store's retention
+    /// (`windowstore.changelog.additional.retention.ms`).
+    pub fn internal_topics_with(&self, additional_retention_ms: i64) -> Vec<InternalTopic> {
         let mut topics: Vec<InternalTopic> = self.internal_topics.values().cloned().collect();
         for (builder, _) in &self.stores {
             let spec = builder.spec();
             if spec.logging {
                 let name = format!("{}-changelog", spec.name);
-                let configs: BTreeMap<String, String> = spec.changelog_topic_configs().into_iter().collect();
+                let configs: BTreeMap<String, String> =
+                    spec.changelog_topic_configs_with(additional_retention_ms).into_iter().collect();
                 topics.push(InternalTopic { name, kind: InternalTopicKind::Changelog, partitions: None, configs });
             }
         }

@@ -51,7 +51,7 @@ fn run(args: &Args) -> Result<(), retail::hub::HubError> {
     let config = GeneratorConfig { seed: args.seed, months: args.months.max(1), ..GeneratorConfig::default() };
     let mut producer = Producer::new(&hub)?;
     let plan = generator::plan(&config);
-    let written = producer.write(&plan, |event| match event {
+    let written = producer.write(&plan.uploads, |event| match event {
         WriteEvent::Written(_) => {}
         WriteEvent::Registered { version, id, month } => {
             println!("[{month}] POS schema v{version} registered as id {id}")
