@@ -16,7 +16,7 @@ use kstreams::serde::avro::AvroSerdeConfig;
 use kstreams::serde::registry::SchemaRegistryClient;
 use kstreams::serde::Serdes;
 use kstreams_registry::store::StoreConfig;
-use kstreams_registry::{Registry, RegistryConfig};
+use kstreams_registry::{BlockingRegistry, RegistryConfig};
 
 const RUN: Duration = Duration::from_secs(5);
 
@@ -68,16 +68,10 @@ fn throughput(clients: usize, op: impl Fn(u64, u64) + Send + Sync + 'static) -> 
 fn main() {
     let bootstrap = std::env::var("KSTREAMS_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let store = StoreConfig::new(&bootstrap).topic(format!("_schemas-bench-{nanos}"));
-    let registry = runtime.block_on(async {
-        let registry = Registry::start(RegistryConfig::new(store).listen("127.0.0.1:0".parse().unwrap()))
-            .await
-            .unwrap_or_else(|e| panic!("cannot start the registry (is a broker running at {bootstrap}?): {e}"));
-        registry.wait_loaded(Duration::from_secs(30)).await.unwrap();
-        registry
-    });
-    let url = format!("http://{}", registry.local_addr());
+    let registry = BlockingRegistry::start(RegistryConfig::new(store).listen("127.0.0.1:0".parse().unwrap()))
+        .unwrap_or_else(|e| panic!("cannot start the registry (is a broker running at {bootstrap}?): {e}"));
+    let url = registry.url().to_string();
     println!("registry on {url}, broker {bootstrap}, {RUN:?} per measurement\n");
     println!("| measurement | clients | per second |");
     println!("|---|---|---|");
@@ -129,5 +123,4 @@ fn main() {
         std::hint::black_box(serde.deserialize("bench-sales", &headers, Some(&bytes)).unwrap());
     });
     println!("| serde: decode a Sale written with a registry id | 1 | {rate:.0} |");
-    runtime.block_on(registry.stop());
 }

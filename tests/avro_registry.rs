@@ -5,7 +5,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apache_avro::types::Value;
 use apache_avro::{AvroSchema, Schema};
@@ -16,7 +16,7 @@ use kstreams::serde::avro::{wire_format, AvroSerdeConfig};
 use kstreams::serde::registry::SchemaRegistryClient;
 use kstreams::serde::Serdes;
 use kstreams_registry::store::StoreConfig;
-use kstreams_registry::{Registry, RegistryConfig};
+use kstreams_registry::{BlockingRegistry, RegistryConfig};
 use support::{Isolation, TopicSpec};
 
 /// The reader's type: v2 of the sale, whose `promo` v1 records lack.
@@ -33,44 +33,11 @@ struct Sale {
 const SALE_V1: &str = r#"{"type":"record","name":"Sale","namespace":"retail","fields":[
     {"name":"sku","type":"string"},{"name":"qty","type":"int"}]}"#;
 
-/// A registry on its own topic, served from a runtime of its own.
-struct TestRegistry {
-    url: String,
-    runtime: tokio::runtime::Runtime,
-    registry: Option<Registry>,
-}
-
-impl TestRegistry {
-    fn start() -> TestRegistry {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let store = StoreConfig::new(support::bootstrap()).topic(support::unique_topic("_schemas"));
-        let config = RegistryConfig::new(store).listen("127.0.0.1:0".parse().unwrap());
-        let registry = runtime.block_on(async {
-            let registry = Registry::start(config).await.expect("start the registry");
-            registry.wait_loaded(Duration::from_secs(30)).await.expect("load the registry");
-            registry
-        });
-        TestRegistry { url: format!("http://{}", registry.local_addr()), runtime, registry: Some(registry) }
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        if let Some(registry) = self.registry.take() {
-            self.runtime.block_on(registry.stop());
-        }
-    }
-}
-
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    check()
+/// A registry on a topic of its own.
+fn start_registry() -> BlockingRegistry {
+    let store = StoreConfig::new(support::bootstrap()).topic(support::unique_topic("_schemas"));
+    BlockingRegistry::start(RegistryConfig::new(store).listen("127.0.0.1:0".parse().unwrap()))
+        .expect("start a registry")
 }
 
 fn config(app: &str, state_dir: &std::path::Path, dlq: &str) -> StreamsConfig {
@@ -97,7 +64,7 @@ fn topology(input: &str, output: &str, avro: &AvroSerdeConfig) -> kstreams::topo
 #[test]
 fn v1_and_v2_records_decode_into_one_type_and_bad_ones_go_to_the_dead_letter_topic() {
     support::require_broker();
-    let registry = TestRegistry::start();
+    let registry = start_registry();
     let (input, output, dlq) =
         (support::unique_topic("sr-in"), support::unique_topic("sr-out"), support::unique_topic("sr-dlq"));
     let _topics =
@@ -106,7 +73,7 @@ fn v1_and_v2_records_decode_into_one_type_and_bad_ones_go_to_the_dead_letter_top
 
     // The producer side: a generic serde writing v1, then the typed serde writing v2. Both register
     // their schema under `<input>-value`.
-    let avro = AvroSerdeConfig::from_props([("schema.registry.url", registry.url.as_str())]).unwrap();
+    let avro = AvroSerdeConfig::from_props([("schema.registry.url", registry.url())]).unwrap();
     let v1 = Serdes::avro_generic_registry(Arc::new(Schema::parse_str(SALE_V1).unwrap()), &avro, false);
     let v2 = Serdes::avro_registry::<Sale>(&avro, false);
     let h = Headers::new();
@@ -120,7 +87,7 @@ fn v1_and_v2_records_decode_into_one_type_and_bad_ones_go_to_the_dead_letter_top
         let sale = Sale { sku: format!("sku-{i}"), qty: i, promo: (i % 2 == 0).then(|| "spring".to_string()) };
         records.push((format!("v2-{i}"), v2.serialize(&input, &h, &sale).unwrap().unwrap()));
     }
-    let client = SchemaRegistryClient::new(&registry.url).unwrap();
+    let client = SchemaRegistryClient::new(registry.url()).unwrap();
     assert_eq!(client.versions(&format!("{input}-value")).unwrap(), vec![1, 2], "v1 and v2 registered");
     let unknown_id = wire_format(7_777_777, &[2, b'x', 2]);
     records.push(("unknown-id".into(), unknown_id.clone()));
@@ -128,7 +95,7 @@ fn v1_and_v2_records_decode_into_one_type_and_bad_ones_go_to_the_dead_letter_top
     support::produce_keyed(&input, records.clone()).unwrap();
 
     // The application reads with a serde of its own (a fresh client: nothing cached).
-    let app_avro = AvroSerdeConfig::from_props([("schema.registry.url", registry.url.as_str())]).unwrap();
+    let app_avro = AvroSerdeConfig::from_props([("schema.registry.url", registry.url())]).unwrap();
     let state_dir = tempfile::tempdir().unwrap();
     let mut streams = KafkaStreams::new(
         topology(&input, &output, &app_avro),
@@ -136,7 +103,7 @@ fn v1_and_v2_records_decode_into_one_type_and_bad_ones_go_to_the_dead_letter_top
     )
     .unwrap();
     streams.start().unwrap();
-    let done = eventually(Duration::from_secs(60), || {
+    let done = support::eventually(Duration::from_secs(60), || {
         support::read_to_end(&output, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0) >= 40
             && support::read_to_end(&dlq, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0) >= 2
     });
@@ -192,7 +159,7 @@ fn an_unreachable_registry_sends_records_to_the_dead_letter_topic_without_stoppi
     )
     .unwrap();
     streams.start().unwrap();
-    let done = eventually(Duration::from_secs(60), || {
+    let done = support::eventually(Duration::from_secs(60), || {
         support::read_to_end(&dlq, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0) >= 5
     });
     assert_eq!(streams.state(), State::Running, "{:?}", streams.error());

@@ -8,14 +8,14 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
 use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
 use kstreams::serde::Serdes;
 use kstreams::state::rocksdb::{RocksDbKeyValueStore, RocksDbResources};
 use kstreams::state::{Checkpoint, KeyValueBytesStore, RestoreListener};
-use support::{Isolation, Outgoing, TopicSpec};
+use support::{eventually, Isolation, Outgoing, TopicSpec};
 
 const GLOBAL_PARTITIONS: i32 = 3;
 const STREAM_PARTITIONS: i32 = 2;
@@ -117,18 +117,6 @@ fn output(topic: &str) -> BTreeMap<String, String> {
 
 fn output_len(topic: &str) -> usize {
     support::read_to_end(topic, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0)
-}
-
-/// Polls `check` until it returns true or `timeout` passes.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    check()
 }
 
 /// The expected join outputs of `orders` against `table`: (inner, left).

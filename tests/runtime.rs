@@ -4,12 +4,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
 use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
 use kstreams::serde::Serdes;
-use support::{Isolation, TopicSpec};
+use support::{eventually, Isolation, TopicSpec};
 
 fn config(app: &str, guarantee: &str, state_dir: &std::path::Path) -> StreamsConfig {
     StreamsConfig::new()
@@ -30,18 +30,6 @@ fn low_watermarks(topic: &str) -> Vec<i64> {
         .into_iter()
         .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().0)
         .collect()
-}
-
-/// Polls `check` until it returns true or `timeout` passes.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    check()
 }
 
 fn latest_counts(topic: &str) -> BTreeMap<String, i64> {

@@ -165,7 +165,7 @@ struct Flags {
     default_to_global: bool,
 }
 
-/// A body that could not be read: over the size limit (413), or broken.
+/// A body that could not be read: over the size limit (413), or broken (400).
 fn rejected(rejection: BytesRejection) -> RegistryError {
     match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => RegistryError::PayloadTooLarge,
@@ -173,10 +173,9 @@ fn rejected(rejection: BytesRejection) -> RegistryError {
     }
 }
 
-/// Parses a JSON body: a size-limit rejection is a 413, broken JSON a 400, the wrong shape a 422.
-fn body<T: DeserializeOwned>(bytes: Result<Bytes, BytesRejection>) -> Result<T, RegistryError> {
-    let bytes = bytes.map_err(rejected)?;
-    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+/// Parses a JSON body: broken JSON is a 400, the wrong shape a 422.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             RegistryError::UnprocessableEntity(format!("Unprocessable request body: {e}"))
         }
@@ -333,8 +332,7 @@ async fn register(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let bytes = bytes.map_err(rejected)?;
-    let request: SchemaRequest = body(Ok(bytes.clone()))?;
-    let schema = schema_of(&request)?;
+    let schema = schema_of(&parse(&bytes)?)?;
     let written = change(&api, origin, bytes, move |state| state.plan_register(&subject, &schema)).await?;
     Ok(written.respond(|id| json!({ "id": id })))
 }
@@ -345,8 +343,7 @@ async fn lookup(
     Query(flags): Query<Flags>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let request: SchemaRequest = body(bytes)?;
-    let schema = schema_of(&request)?;
+    let schema = schema_of(&parse(&bytes.map_err(rejected)?)?)?;
     Ok(ok(version_json(&api.store.read()?.lookup(&subject, &schema, flags.deleted)?)))
 }
 
@@ -414,8 +411,7 @@ async fn check_all(
 }
 
 fn check(api: &Api, subject: &str, version: VersionRef, verbose: bool, bytes: Result<Bytes, BytesRejection>) -> Answer {
-    let request: SchemaRequest = body(bytes)?;
-    let schema = schema_of(&request)?;
+    let schema = schema_of(&parse(&bytes.map_err(rejected)?)?)?;
     let problems = api.store.read()?.compatibility(subject, version, &schema)?;
     let mut answer = json!({ "is_compatible": problems.is_empty() });
     if verbose {
@@ -426,8 +422,8 @@ fn check(api: &Api, subject: &str, version: VersionRef, verbose: bool, bytes: Re
 
 // --- config and mode -------------------------------------------------------------------------
 
-fn level_of(bytes: &Bytes) -> Result<CompatibilityLevel, RegistryError> {
-    let request: ConfigRequest = body(Ok(bytes.clone()))?;
+fn level_of(bytes: &[u8]) -> Result<CompatibilityLevel, RegistryError> {
+    let request: ConfigRequest = parse(bytes)?;
     request.compatibility.or(request.compatibility_level).ok_or(RegistryError::InvalidCompatibilityLevel)?.parse()
 }
 
@@ -475,7 +471,7 @@ async fn get_mode(AxumState(api): Shared) -> Answer {
 }
 
 async fn put_mode(method: Method, bytes: Result<Bytes, BytesRejection>) -> Answer {
-    let request: ModeRequest = body(bytes)?;
+    let request: ModeRequest = parse(&bytes.map_err(rejected)?)?;
     match request.mode.as_deref() {
         Some(mode) if mode.eq_ignore_ascii_case("READWRITE") && method == Method::PUT => {
             Ok(ok(json!({ "mode": "READWRITE" })))

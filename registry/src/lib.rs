@@ -83,6 +83,53 @@ impl RegistryConfig {
     }
 }
 
+/// A registry on a runtime of its own, started and stopped from synchronous code: for tests,
+/// benchmarks and examples that need a real registry in-process. Dropping it stops it.
+///
+/// ```no_run
+/// use kstreams_registry::{BlockingRegistry, RegistryConfig};
+/// use kstreams_registry::store::StoreConfig;
+/// let store = StoreConfig::new("127.0.0.1:9092").topic("_schemas-my-test");
+/// let registry = BlockingRegistry::start(RegistryConfig::new(store).listen("127.0.0.1:0".parse().unwrap())).unwrap();
+/// println!("schema.registry.url={}", registry.url());
+/// ```
+pub struct BlockingRegistry {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    registry: Option<Registry>,
+}
+
+impl BlockingRegistry {
+    /// Starts a registry and waits until it has read its topic.
+    pub fn start(config: RegistryConfig) -> Result<BlockingRegistry, RegistryError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| RegistryError::Store(format!("cannot start a runtime: {e}")))?;
+        let timeout = config.store.load_timeout();
+        let registry = runtime.block_on(async {
+            let registry = Registry::start(config).await?;
+            registry.wait_loaded(timeout).await?;
+            Ok::<_, RegistryError>(registry)
+        })?;
+        Ok(BlockingRegistry { url: format!("http://{}", registry.local_addr()), runtime, registry: Some(registry) })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for BlockingRegistry {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.take() {
+            self.runtime.block_on(registry.stop());
+        }
+    }
+}
+
 /// A running registry.
 pub struct Registry {
     addr: SocketAddr,

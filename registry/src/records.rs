@@ -176,51 +176,40 @@ impl StoreRecord {
             KeySubject::Name(name) => Some(name),
             KeySubject::Absent | KeySubject::Null => None,
         };
-        match key.keytype.as_str() {
+        let keytype = key.keytype.as_str();
+        match keytype {
             "SCHEMA" => {
                 let subject = subject.ok_or_else(|| RecordError("a SCHEMA key without a subject".into()))?;
                 let version = key.version.ok_or_else(|| RecordError("a SCHEMA key without a version".into()))?;
-                let value = value
-                    .map(serde_json::from_slice::<SchemaValue>)
-                    .transpose()
-                    .map_err(|e| RecordError(format!("SCHEMA value for {subject} version {version}: {e}")))?;
+                let value = parsed::<SchemaValue>(keytype, value)?;
                 Ok(StoreRecord::Schema { subject, version, value })
             }
             "CONFIG" => {
-                let level = match value {
+                let level = match parsed::<ConfigValue>(keytype, value)? {
                     None => None,
-                    Some(bytes) => {
-                        let config: ConfigValue =
-                            serde_json::from_slice(bytes).map_err(|e| RecordError(format!("CONFIG value: {e}")))?;
-                        Some(
-                            config
-                                .compatibility_level
-                                .parse()
-                                .map_err(|_| RecordError(format!("level {}", config.compatibility_level)))?,
-                        )
-                    }
+                    Some(config) => Some(
+                        config
+                            .compatibility_level
+                            .parse()
+                            .map_err(|_| RecordError(format!("CONFIG level {}", config.compatibility_level)))?,
+                    ),
                 };
                 Ok(StoreRecord::Config { subject, level })
             }
-            "NEXT_ID" => match value {
-                Some(bytes) => {
-                    let next: NextIdValue =
-                        serde_json::from_slice(bytes).map_err(|e| RecordError(format!("NEXT_ID value: {e}")))?;
-                    Ok(StoreRecord::NextId(next.id))
-                }
-                None => Ok(StoreRecord::Ignored),
-            },
-            "LEADER" => match value {
-                Some(bytes) => {
-                    let leader: LeaderValue =
-                        serde_json::from_slice(bytes).map_err(|e| RecordError(format!("LEADER value: {e}")))?;
-                    Ok(StoreRecord::Leader(leader.url))
-                }
-                None => Ok(StoreRecord::Ignored),
-            },
+            "NEXT_ID" => {
+                Ok(parsed::<NextIdValue>(keytype, value)?.map_or(StoreRecord::Ignored, |v| StoreRecord::NextId(v.id)))
+            }
+            "LEADER" => {
+                Ok(parsed::<LeaderValue>(keytype, value)?.map_or(StoreRecord::Ignored, |v| StoreRecord::Leader(v.url)))
+            }
             _ => Ok(StoreRecord::Ignored),
         }
     }
+}
+
+/// A record's value as `T`; `None` for a tombstone.
+fn parsed<T: serde::de::DeserializeOwned>(keytype: &str, value: Option<&[u8]>) -> Result<Option<T>, RecordError> {
+    value.map(serde_json::from_slice).transpose().map_err(|e| RecordError(format!("{keytype} value: {e}")))
 }
 
 fn json<T: Serialize>(value: &T) -> Vec<u8> {

@@ -119,6 +119,11 @@ impl StoreConfig {
         self
     }
 
+    /// How long the first load may take (the write timeout).
+    pub fn load_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);

@@ -84,6 +84,18 @@ impl<T> KafkaContext<T> for std::result::Result<T, KafkaError> {
     }
 }
 
+/// Polls `check` every 250 ms until it returns true or `timeout` passes; the last answer.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    check()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Broker address and reachability
 // ---------------------------------------------------------------------------------------------

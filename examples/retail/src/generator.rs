@@ -199,6 +199,19 @@ impl GeneratorConfig {
         Month::new(self.start.year(), self.start.month() + self.months)
     }
 
+    /// One more month of trading after this run's (live mode): `month`, with a seed of its own, not
+    /// closing it (the next month follows).
+    pub fn following_month(&self, month: Month) -> GeneratorConfig {
+        let offset = self.start.months_until(month).unsigned_abs();
+        GeneratorConfig {
+            seed: self.seed.wrapping_add(offset),
+            start: month,
+            months: 1,
+            close_last_month: false,
+            ..self.clone()
+        }
+    }
+
     /// The months of trading, in order.
     pub fn trading_months(&self) -> Vec<Month> {
         (0..self.months).map(|i| Month::new(self.start.year(), self.start.month() + i)).collect()

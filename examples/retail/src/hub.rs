@@ -488,6 +488,28 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<ReadRecord>, HubEr
     }
 }
 
+/// Every record of `topic`, by partition then offset, with its value parsed as `T` (`None`: a
+/// tombstone). Collected into a map, the last value of each key wins, as in a compacted topic.
+fn records_of<T: serde::de::DeserializeOwned>(
+    bootstrap: &str,
+    topic: &str,
+) -> Result<Vec<(String, Option<T>)>, HubError> {
+    let mut records = read_topic(bootstrap, topic)?;
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+        .into_iter()
+        .map(|r| {
+            let value = r
+                .value
+                .as_deref()
+                .map(serde_json::from_slice::<T>)
+                .transpose()
+                .map_err(|e| HubError::Other(format!("{topic} at {}:{}: {e}", r.partition, r.offset)))?;
+            Ok((r.key, value))
+        })
+        .collect()
+}
+
 /// A dead letter, read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -524,46 +546,15 @@ impl Outputs {
     pub fn read(hub: &Hub) -> Result<Outputs, HubError> {
         let topics: &Topics = &hub.settings.topics;
         let mut out = Outputs::default();
-        let parse = |topic: &str, r: &ReadRecord| -> Result<Option<serde_json::Value>, HubError> {
-            r.value
-                .as_deref()
-                .map(serde_json::from_slice)
-                .transpose()
-                .map_err(|e| HubError::Other(format!("{topic} at {}:{}: {e}", r.partition, r.offset)))
-        };
-        for r in read_topic(&hub.bootstrap, &topics.sales_monthly)? {
-            if let Some(v) = parse(&topics.sales_monthly, &r)? {
-                let m: MonthlySales = serde_json::from_value(v).map_err(|e| HubError::Other(e.to_string()))?;
-                out.monthly_records += 1;
-                out.monthly.insert((m.sku.clone(), m.month), m);
-            }
+        for m in records_of::<MonthlySales>(&hub.bootstrap, &topics.sales_monthly)?.into_iter().filter_map(|(_, m)| m) {
+            out.monthly_records += 1;
+            out.monthly.insert((m.sku.clone(), m.month), m);
         }
-        let mut forecasts = read_topic(&hub.bootstrap, &topics.sales_forecast)?;
-        forecasts.sort_by_key(|r| (r.partition, r.offset));
-        for r in forecasts {
-            if let Some(v) = parse(&topics.sales_forecast, &r)? {
-                let f: Forecast = serde_json::from_value(v).map_err(|e| HubError::Other(e.to_string()))?;
-                out.forecasts.entry(f.sku.clone()).or_default().push(f);
-            }
+        for f in records_of::<Forecast>(&hub.bootstrap, &topics.sales_forecast)?.into_iter().filter_map(|(_, f)| f) {
+            out.forecasts.entry(f.sku.clone()).or_default().push(f);
         }
-        let mut orders = read_topic(&hub.bootstrap, &topics.auto_orders)?;
-        orders.sort_by_key(|r| (r.partition, r.offset));
-        for r in orders {
-            let order = parse(&topics.auto_orders, &r)?
-                .map(serde_json::from_value::<AutoOrder>)
-                .transpose()
-                .map_err(|e| HubError::Other(e.to_string()))?;
-            out.orders.insert(r.key.clone(), order);
-        }
-        let mut web = read_topic(&hub.bootstrap, &topics.web_inventory)?;
-        web.sort_by_key(|r| (r.partition, r.offset));
-        for r in web {
-            let view = parse(&topics.web_inventory, &r)?
-                .map(serde_json::from_value::<WebAvailability>)
-                .transpose()
-                .map_err(|e| HubError::Other(e.to_string()))?;
-            out.web_inventory.insert(r.key.clone(), view);
-        }
+        out.orders = records_of(&hub.bootstrap, &topics.auto_orders)?.into_iter().collect();
+        out.web_inventory = records_of(&hub.bootstrap, &topics.web_inventory)?.into_iter().collect();
         for r in read_topic(&hub.bootstrap, &topics.dead_letters)? {
             let header = |name: &str| r.headers.get(name).cloned().unwrap_or_default();
             out.dead_letters.push(DeadLetter {

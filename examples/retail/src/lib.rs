@@ -10,12 +10,14 @@
 //! - [`orders`]: the order rule;
 //! - [`topology`]: all of it as a kstreams topology;
 //! - [`generator`]: a seeded generator of the shop's data;
-//! - [`hub`]: topics, producing, reading results; [`report`] and [`chart`]: what the user sees.
+//! - [`hub`]: topics, producing, reading results; [`report`] and [`chart`]: what the user sees;
+//!   [`cli`]: the binaries' shared arguments.
 //!
 //! Run it: `scripts/kafka start && cargo run -p retail`.
 
 pub mod calendar;
 pub mod chart;
+pub mod cli;
 pub mod forecast;
 pub mod generator;
 pub mod hub;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use kstreams::runtime::{KafkaStreams, State};
+use retail::cli::{Services, Trading};
 use retail::generator::{self, GeneratorConfig};
 use retail::hub::{Hub, HubError, Outputs, Producer, SchemaEvents, WriteEvent};
 use retail::{chart, report};
@@ -30,12 +31,10 @@ use retail::{chart, report};
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KSTREAMS_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
-    bootstrap: String,
-    /// The Schema Registry.
-    #[arg(long, env = "KSTREAMS_REGISTRY_URL", default_value = "http://127.0.0.1:8081", global = true)]
-    registry: String,
+    #[command(flatten)]
+    services: Services,
+    #[command(flatten)]
+    trading: Trading,
     /// Application settings, `retail.grace.hours=72`, `retail.forecast.alpha=0.4` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
     settings: Vec<String>,
@@ -45,18 +44,6 @@ struct Args {
     /// Application instances to run side by side (in this process).
     #[arg(long, default_value_t = 1)]
     instances: usize,
-    /// The generator's seed.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Months of trading to generate.
-    #[arg(long, default_value_t = 24)]
-    months: u32,
-    /// After the months of history, keep trading live (until Ctrl-C).
-    #[arg(long)]
-    live: bool,
-    /// Records per second in live mode.
-    #[arg(long, default_value_t = 200)]
-    rate: u32,
     /// Where the chart is written.
     #[arg(long, default_value = "retail-report")]
     out: PathBuf,
@@ -77,7 +64,7 @@ fn main() {
         // Each dead letter is logged at WARN by the runtime; the report counts them instead.
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,kstreams_streams::runtime::thread=error".into()),
+                .unwrap_or_else(|_| "warn,librdkafka=error,kstreams_streams::runtime::thread=error".into()),
         )
         .init();
     let args = Args::parse();
@@ -88,7 +75,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<(), HubError> {
-    let mut hub = Hub::new(&args.bootstrap, &args.registry);
+    let mut hub = args.services.hub();
     let settings: Vec<(String, String)> = args
         .settings
         .iter()
@@ -125,12 +112,7 @@ fn demo(hub: &Hub, args: &Args, stop: &AtomicBool) -> Result<(), HubError> {
     let started = Instant::now();
     println!("retail: broker {}, Schema Registry {}", hub.bootstrap, hub.registry_url);
     hub.reset_topics(APPLICATION_ID)?;
-    let config = GeneratorConfig {
-        seed: args.seed,
-        months: args.months.max(2),
-        grace_ms: hub.settings.grace.as_millis() as i64,
-        ..GeneratorConfig::default()
-    };
+    let config = GeneratorConfig { grace_ms: hub.settings.grace.as_millis() as i64, ..args.trading.config() };
     let plan = generator::plan(&config);
     println!(
         "retail: {} records for {} months of trading from {} ({} stores, {} products), generated in {:.1} s",
@@ -172,13 +154,13 @@ fn demo(hub: &Hub, args: &Args, stop: &AtomicBool) -> Result<(), HubError> {
 
     let expected: usize = generator::months_with_sales(&plan, &config).values().sum();
     let outputs = wait_for_outputs(hub, expected, &apps, stop)?;
-    if args.live && !stop.load(Ordering::Relaxed) {
+    if args.trading.live && !stop.load(Ordering::Relaxed) {
         live(hub, args, &config, &mut producer, &apps, stop)?;
     }
     for app in &mut apps {
         app.close(Duration::from_secs(30))?;
     }
-    let outputs = if args.live { Outputs::read(hub)? } else { outputs };
+    let outputs = if args.trading.live { Outputs::read(hub)? } else { outputs };
     finish(&outputs, &plan.summary, &producer.schema_events, &args.out)?;
     println!("retail: done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -193,25 +175,25 @@ fn live(
     apps: &[KafkaStreams],
     stop: &AtomicBool,
 ) -> Result<(), HubError> {
-    println!("retail: live: trading on at {} records/s; Ctrl-C stops and prints the report", args.rate);
+    let rate = args.trading.rate.max(1);
+    println!("retail: live: trading on at {rate} records/s; Ctrl-C stops and prints the report");
     let mut month = history.end();
-    let mut chunk = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let config = GeneratorConfig {
-            seed: history.seed + 1 + chunk,
-            start: month,
-            months: 1,
-            close_last_month: false,
-            ..history.clone()
-        };
-        let plan = generator::plan(&config);
-        let pace = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+        let plan = generator::plan(&history.following_month(month));
+        let pace = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let known = producer.schema_events.clone();
         for upload in &plan.uploads {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             producer.send(&upload.record, upload.at)?;
             std::thread::sleep(pace);
+        }
+        for (version, id) in producer.schema_events.registered.iter().skip(known.registered.len()) {
+            println!("\rretail: [{month}] the tills write POS schema v{version} (registry id {id})          ");
+        }
+        if let (None, Some(message)) = (&known.v3_refusal, &producer.schema_events.v3_refusal) {
+            println!("\rretail: [{month}] the registry refused POS schema v3; the tills carry on with v2:\n        {message}");
         }
         let outputs = Outputs::read(hub)?;
         let state = apps.iter().map(|a| format!("{:?}", a.state())).collect::<Vec<_>>().join(",");
@@ -223,7 +205,6 @@ fn live(
             outputs.dead_letters.len()
         ));
         month = month.next();
-        chunk += 1;
     }
     println!();
     Ok(())

@@ -124,7 +124,7 @@ pub fn render(outputs: &Outputs, input: &Summary, schema: &SchemaEvents, top: us
 
     let _ = writeln!(
         out,
-        "\nInput: {} records - POS {} (v1 {}, v2 {}), web orders {}, inventory updates {}, malformed {}",
+        "\nGenerated history: {} records - POS {} (v1 {}, v2 {}), web orders {}, inventory updates {}, malformed {}",
         input.total(),
         input.pos_v1 + input.pos_v2,
         input.pos_v1,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use kstreams::runtime::State;
 use kstreams_registry::store::StoreConfig;
-use kstreams_registry::{Registry, RegistryConfig};
+use kstreams_registry::{BlockingRegistry, RegistryConfig};
 use retail::calendar::Month;
 use retail::generator::{self, Breakage, GeneratorConfig, Plan, Record};
 use retail::hub::{Hub, Outputs, Producer, WriteEvent};
@@ -231,40 +231,6 @@ fn expected(plan: &Plan, config: &GeneratorConfig) -> Expected {
 
 // --- running it ----------------------------------------------------------------------------------
 
-struct TestRegistry {
-    url: String,
-    runtime: tokio::runtime::Runtime,
-    registry: Option<Registry>,
-}
-
-impl TestRegistry {
-    fn start() -> TestRegistry {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let store = StoreConfig::new(bootstrap()).topic(unique("_schemas-retail-"));
-        let registry = runtime.block_on(async {
-            let registry = Registry::start(RegistryConfig::new(store).listen("127.0.0.1:0".parse().unwrap()))
-                .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start the registry; is a broker running at {}? (scripts/kafka start): {e}",
-                        bootstrap()
-                    )
-                });
-            registry.wait_loaded(Duration::from_secs(30)).await.unwrap();
-            registry
-        });
-        TestRegistry { url: format!("http://{}", registry.local_addr()), runtime, registry: Some(registry) }
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        if let Some(registry) = self.registry.take() {
-            self.runtime.block_on(registry.stop());
-        }
-    }
-}
-
 fn config() -> GeneratorConfig {
     GeneratorConfig {
         seed: 7,
@@ -285,8 +251,12 @@ fn config() -> GeneratorConfig {
 
 fn run_hub(instances: usize) {
     let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
-    let registry = TestRegistry::start();
-    let mut hub = Hub::new(bootstrap(), registry.url.clone());
+    let store = StoreConfig::new(bootstrap()).topic(unique("_schemas-retail-"));
+    let registry = BlockingRegistry::start(RegistryConfig::new(store).listen("127.0.0.1:0".parse().unwrap()))
+        .unwrap_or_else(|e| {
+            panic!("cannot start a registry; is a broker running at {}? (scripts/kafka start): {e}", bootstrap())
+        });
+    let mut hub = Hub::new(bootstrap(), registry.url());
     hub.settings.topics = Topics::prefixed(&unique("retail-e2e-"));
     let app_id = unique("retail-e2e-app-");
     hub.reset_topics(&app_id).unwrap();

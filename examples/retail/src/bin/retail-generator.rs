@@ -11,31 +11,18 @@
 use std::time::Duration;
 
 use clap::Parser;
-use retail::generator::{self, GeneratorConfig};
-use retail::hub::{Hub, Producer, WriteEvent};
+use retail::cli::{Services, Trading};
+use retail::generator;
+use retail::hub::{Producer, WriteEvent};
 
 /// Writes the shop's data to Kafka.
 #[derive(Parser, Debug)]
 #[command(name = "retail-generator")]
 struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KSTREAMS_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    bootstrap: String,
-    /// The Schema Registry.
-    #[arg(long, env = "KSTREAMS_REGISTRY_URL", default_value = "http://127.0.0.1:8081")]
-    registry: String,
-    /// The seed: the same seed writes the same records.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Months of trading.
-    #[arg(long, default_value_t = 24)]
-    months: u32,
-    /// Then keep trading, a month at a time, until Ctrl-C.
-    #[arg(long)]
-    live: bool,
-    /// Records per second in live mode.
-    #[arg(long, default_value_t = 200)]
-    rate: u32,
+    #[command(flatten)]
+    services: Services,
+    #[command(flatten)]
+    trading: Trading,
 }
 
 fn main() {
@@ -47,9 +34,8 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), retail::hub::HubError> {
-    let hub = Hub::new(&args.bootstrap, &args.registry);
-    let config = GeneratorConfig { seed: args.seed, months: args.months.max(1), ..GeneratorConfig::default() };
-    let mut producer = Producer::new(&hub)?;
+    let config = args.trading.config();
+    let mut producer = Producer::new(&args.services.hub())?;
     let plan = generator::plan(&config);
     let written = producer.write(&plan.uploads, |event| match event {
         WriteEvent::Written(_) => {}
@@ -59,25 +45,17 @@ fn run(args: &Args) -> Result<(), retail::hub::HubError> {
         WriteEvent::Refused { message, month } => println!("[{month}] the registry refused POS schema v3: {message}"),
     })?;
     println!("{written} records written ({:?})", plan.summary);
-    if !args.live {
+    if !args.trading.live {
         return Ok(());
     }
+    let pause = Duration::from_secs_f64(1.0 / f64::from(args.trading.rate.max(1)));
     let mut month = config.end();
-    let mut chunk = 0;
     loop {
-        let live = GeneratorConfig {
-            seed: config.seed + 1 + chunk,
-            start: month,
-            months: 1,
-            close_last_month: false,
-            ..config.clone()
-        };
-        for upload in generator::plan(&live).uploads {
+        for upload in generator::plan(&config.following_month(month)).uploads {
             producer.send(&upload.record, upload.at)?;
-            std::thread::sleep(Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1))));
+            std::thread::sleep(pause);
         }
         println!("traded {month}");
         month = month.next();
-        chunk += 1;
     }
 }
