@@ -24,6 +24,6 @@
 
 pub use kstreams_state as state;
 pub use kstreams_streams::{
-    dsl, error, header, partitioner, processor, record, runtime, serde, store, task, test_driver, topology, windowed,
-    Result, StreamsError,
+    dsl, error, header, partitioner, processor, query, record, runtime, serde, store, task, test_driver, topology,
+    windowed, Result, StreamsError,
 };

@@ -104,6 +104,18 @@ pub enum StreamsError {
         #[source]
         source: BoxError,
     },
+    /// An interactive query cannot read the store now (Kafka Streams' `InvalidStateStoreException`):
+    /// retryable while the store restores or its partition moves (ask again, and ask the metadata
+    /// again), final for an unknown store, a wrong type or a key hosted by another instance.
+    #[error("store `{store}` cannot be queried: {reason}{}", if *retryable { " (retry shortly)" } else { "" })]
+    InvalidStateStore {
+        /// The store.
+        store: String,
+        /// Why.
+        reason: String,
+        /// Whether the same query may succeed soon.
+        retryable: bool,
+    },
     /// The application is not in a state that allows the call.
     #[error("{0}")]
     IllegalState(String),
@@ -113,6 +125,19 @@ impl StreamsError {
     /// An error from user processing code, attributed to a processor later by the runtime.
     pub fn processing(source: impl Into<BoxError>) -> Self {
         StreamsError::Processing { node: String::new(), source: source.into() }
+    }
+
+    /// Whether the same call may succeed if retried shortly: a store that is restoring or moving
+    /// between instances ([`StreamsError::InvalidStateStore`] with `retryable`).
+    ///
+    /// ```
+    /// use kstreams_streams::StreamsError;
+    /// let moving = StreamsError::InvalidStateStore { store: "counts".into(), reason: "restoring".into(), retryable: true };
+    /// assert!(moving.is_retryable());
+    /// assert!(!StreamsError::IllegalState("closed".into()).is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StreamsError::InvalidStateStore { retryable: true, .. })
     }
 
     /// A configuration error naming `setting`.

@@ -13,6 +13,7 @@ pub mod header;
 mod metrics;
 pub mod partitioner;
 pub mod processor;
+pub mod query;
 pub mod record;
 pub mod runtime;
 pub mod serde;

@@ -187,6 +187,9 @@ impl<K> fmt::Debug for TimeWindowedSerde<K> {
 }
 
 impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
+    fn to_json(&self, data: &Windowed<K>) -> Option<serde_json::Value> {
+        windowed_json(&self.inner, data)
+    }
     fn serialize(&self, topic: &str, headers: &Headers, data: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
         let mut bytes = key_bytes(&self.inner, "time-windowed", topic, headers, &data.key)?;
         bytes.extend_from_slice(&data.window.start.to_be_bytes());
@@ -232,6 +235,9 @@ impl<K> fmt::Debug for SessionWindowedSerde<K> {
 }
 
 impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
+    fn to_json(&self, data: &Windowed<K>) -> Option<serde_json::Value> {
+        windowed_json(&self.inner, data)
+    }
     fn serialize(&self, topic: &str, headers: &Headers, data: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
         let mut bytes = key_bytes(&self.inner, "session-windowed", topic, headers, &data.key)?;
         bytes.reserve(2 * TIMESTAMP_SIZE);
@@ -254,6 +260,12 @@ impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
         let key = self.inner.deserialize(topic, headers, Some(key))?;
         Ok(Windowed::new(key, Window::new(start, end)))
     }
+}
+
+/// `{"key": …, "window": {"start": …, "end": …}}`, when the key has a JSON form.
+fn windowed_json<K: 'static>(inner: &SharedSerde<K>, data: &Windowed<K>) -> Option<serde_json::Value> {
+    let key = inner.to_json(&data.key)?;
+    Some(serde_json::json!({ "key": key, "window": { "start": data.window.start, "end": data.window.end } }))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! cargo run -p retail -- --live                          # keep trading, live, until Ctrl-C
 //! cargo run -p retail -- --instances 3                   # the same with three application instances
 //! cargo run -p retail -- app                             # one application instance, until Ctrl-C
+//! cargo run -p retail -- app --server 127.0.0.1:7071     # … answering queries over HTTP
 //! ```
 //!
 //! The broker comes from `KSTREAMS_BOOTSTRAP` (default 127.0.0.1:9092), the Schema Registry from
@@ -41,6 +42,10 @@ struct Args {
     /// Where the Prometheus metrics are served while it runs.
     #[arg(long, default_value = "127.0.0.1:9464", global = true)]
     metrics: String,
+    /// `app`: this instance's `application.server` (host:port): its HTTP server answers queries
+    /// there (`/stores/<store>/keys/<key>`) for every instance, and serves `/metrics`.
+    #[arg(long, value_name = "HOST:PORT")]
+    server: Option<String>,
     /// Application instances to run side by side (in this process).
     #[arg(long, default_value_t = 1)]
     instances: usize,
@@ -92,7 +97,16 @@ fn run(args: Args) -> Result<(), HubError> {
     match args.command {
         Some(Command::App) => {
             let dir = state_dir(0);
-            let mut app = start_app(&hub, &dir, Some(&args.metrics))?;
+            let mut app = match &args.server {
+                Some(server) => {
+                    let config = hub.streams_config(APPLICATION_ID, &dir).set("application.server", server);
+                    let mut app = hub.app(config)?;
+                    app.start()?;
+                    println!("retail: queries on http://{server}/stores/<store>/keys/<key>, e.g. /stores/latest-forecast/keys/SKU-0001");
+                    app
+                }
+                None => start_app(&hub, &dir, Some(&args.metrics))?,
+            };
             println!("retail: application instance running (state in {}); Ctrl-C stops it", dir.display());
             while !stop.load(Ordering::Relaxed) && app.state() != State::Error {
                 std::thread::sleep(Duration::from_millis(200));

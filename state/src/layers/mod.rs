@@ -1,11 +1,13 @@
 //! The layers stacked over an inner store, as in Kafka Streams:
 //!
 //! ```text
-//! MeteredStore  →  Caching*Store  →  ChangeLoggingStore  →  inner bytes store
+//! (SharedStore →)  MeteredStore  →  Caching*Store  →  ChangeLoggingStore  →  inner bytes store
 //! ```
 //!
 //! Each layer is generic over the trait object it wraps (`dyn KeyValueBytesStore`,
 //! `dyn WindowBytesStore`, `dyn SessionBytesStore`), so any stack of them is again a byte store.
+//! A running task puts [`SharedStore`] on top, so that interactive queries can read the stack from
+//! other threads.
 
 /// What the three caching layers share: eviction of the least recently used entries (dirty ones are
 /// written down first) and the `StateStore` methods, which write every dirty entry down before
@@ -88,6 +90,7 @@ mod caching_session;
 mod caching_window;
 pub mod logging;
 pub mod metered;
+mod shared;
 
 pub use cache::{DirtyEntry, DirtyQueue, ThreadCache};
 pub use caching_kv::CachingKeyValueStore;
@@ -95,3 +98,4 @@ pub use caching_session::CachingSessionStore;
 pub use caching_window::CachingWindowStore;
 pub use logging::ChangeLoggingStore;
 pub use metered::{MeteredStore, StoreMetrics};
+pub use shared::SharedStore;

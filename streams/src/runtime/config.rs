@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Result, StreamsError};
+use crate::query::HostInfo;
 
 /// `at_least_once` or `exactly_once_v2`.
 ///
@@ -149,9 +150,14 @@ pub struct ValidConfig {
     pub production_handler: ExceptionHandler,
     /// `group.instance.id` for static membership (suffixed with the thread index).
     pub group_instance_id: Option<String>,
-    /// `metrics.http.address` (kstreams' own setting): where to serve Prometheus metrics at
-    /// `/metrics`, e.g. `0.0.0.0:9464`; port 0 picks a free port. Unset: no HTTP server.
+    /// `metrics.http.address` (kstreams' own setting): where the built-in HTTP server listens
+    /// (`/metrics`, `/health`, `/stores`), e.g. `0.0.0.0:9464`; port 0 picks a free port. Unset: it
+    /// listens on `application.server` if that is set, and otherwise there is no HTTP server.
     pub metrics_http_address: Option<String>,
+    /// `application.server` (Kafka Streams' setting): this instance's `host:port` for interactive
+    /// queries. Other instances find it in the group's metadata and forward queries to it; kstreams'
+    /// built-in HTTP server listens there (unless `metrics.http.address` gives another address).
+    pub application_server: Option<HostInfo>,
     /// Settings passed to librdkafka: (client prefix or "", key, value).
     pub passthrough: Vec<(String, String, String)>,
 }
@@ -171,6 +177,7 @@ const KNOWN: &[&str] = &[
     "errors.dead.letter.queue.topic.name",
     "group.instance.id",
     "metrics.http.address",
+    "application.server",
     "repartition.purge.interval.ms",
     "windowstore.changelog.additional.retention.ms",
     "processing.exception.handler",
@@ -302,6 +309,15 @@ impl StreamsConfig {
                 }
             }
         };
+        let application_server = match self.get("application.server").map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(HostInfo::parse(v).map_err(|e| {
+                StreamsError::config(
+                    "application.server",
+                    format!("{e}: give this instance's host:port, e.g. 10.0.0.7:7070"),
+                )
+            })?),
+        };
         let processing_handler = handler("processing.exception.handler")?;
         let production_handler = handler("default.production.exception.handler")?;
         let passthrough = self
@@ -331,6 +347,7 @@ impl StreamsConfig {
             production_handler,
             group_instance_id: self.get("group.instance.id").map(str::to_string),
             metrics_http_address: self.get("metrics.http.address").map(str::to_string),
+            application_server,
             passthrough,
         })
     }

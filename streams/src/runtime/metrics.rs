@@ -14,7 +14,6 @@
 //! | `kstreams_state` | `state` (0 created, 1 rebalancing, 2 running, 3 pending shutdown, 4 not running, 5 error) | |
 //! | `kstreams_state_*` | state store metrics, see [`StoreMetrics`] | `store`, `task` |
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,73 +152,6 @@ impl RestoreListener for MeteredRestoreListener {
         self.remaining.with_label_values(&[store, &partition.to_string()]).set(0);
         if let Some(u) = &self.user {
             u.on_restore_end(topic, partition, store, total_restored);
-        }
-    }
-}
-
-/// Serves `GET /metrics` on `address` (axum, on a runtime of its own in a background thread) until
-/// dropped.
-pub(crate) struct MetricsServer {
-    address: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl MetricsServer {
-    pub(crate) fn start(address: &str, metrics: StreamsMetrics) -> Result<MetricsServer> {
-        let bad = |e: String| StreamsError::config("metrics.http.address", e);
-        // Bound here, so that a taken port fails `start` with the setting's name.
-        let listener = std::net::TcpListener::bind(address)
-            .map_err(|e| bad(format!("cannot listen on `{address}`: {e} (give an IP address and a free port)")))?;
-        let address = listener.local_addr().map_err(|e| bad(e.to_string()))?;
-        listener.set_nonblocking(true).map_err(|e| bad(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|e| StreamsError::IllegalState(format!("cannot start the metrics server's runtime: {e}")))?;
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let body = metrics.render();
-                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
-            }),
-        );
-        let handle = std::thread::Builder::new()
-            .name("kstreams-metrics-http".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let served = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => axum::serve(listener, app)
-                            .with_graceful_shutdown(async move {
-                                let _ = stopped.await;
-                            })
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    if let Err(e) = served {
-                        tracing::warn!(error = %e, "the metrics server stopped");
-                    }
-                });
-            })
-            .map_err(|e| StreamsError::IllegalState(format!("cannot start the metrics server thread: {e}")))?;
-        tracing::info!(%address, "serving Prometheus metrics at /metrics");
-        Ok(MetricsServer { address, shutdown: Some(shutdown), handle: Some(handle) })
-    }
-
-    pub(crate) fn address(&self) -> SocketAddr {
-        self.address
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
         }
     }
 }

@@ -10,6 +10,10 @@
 //! `GlobalStreamThread` keeps them up to date while the stream threads read them (see the
 //! `global` module).
 //!
+//! Each task's stores are readable from other threads while it runs: [`KafkaStreams::store`] and,
+//! with `application.server`, [`KafkaStreams::query_metadata_for_key`] and the built-in HTTP server
+//! answer interactive queries (see the [`query`](crate::query) module).
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use kstreams_streams::dsl::{Consumed, Produced, StreamsBuilder};
@@ -34,6 +38,7 @@ mod collector;
 mod config;
 mod global;
 mod global_restore;
+mod http;
 mod metrics;
 mod partition_group;
 mod thread;
@@ -50,10 +55,18 @@ pub use config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, 
 use kstreams_state::{RestoreListener, StateDirectory};
 
 use crate::error::{Result, StreamsError};
+use crate::query::discovery::Discovery;
+use crate::query::local::LocalStores;
+use crate::query::{
+    key_bytes, KeyQueryMetadata, QueryContext, QueryableStoreType, StoreInfo, StoreQueryParameters, StreamsMetadata,
+};
+use crate::record::Data;
+use crate::serde::SharedSerde;
 use crate::task::global::GlobalStores;
 use crate::topology::Topology;
 use global::GlobalStreamThread;
-use metrics::{MeteredRestoreListener, MetricsServer, StreamsMetrics};
+use http::HttpServer;
+use metrics::{MeteredRestoreListener, StreamsMetrics};
 use thread::{KConsumer, ThreadShared, ThreadSpec, ThreadWork};
 
 /// The life cycle of an application, as in Kafka Streams.
@@ -207,7 +220,12 @@ pub struct KafkaStreams {
     exception_handler: Option<UncaughtHandler>,
     watcher: Option<JoinHandle<()>>,
     metrics: StreamsMetrics,
-    metrics_server: Option<MetricsServer>,
+    /// The built-in HTTP server (metrics, health, queries), when an address is configured.
+    http: Option<HttpServer>,
+    /// The local copies of the tasks' stores, as the stream threads open and close them.
+    local: Arc<LocalStores>,
+    /// What interactive queries read; set by `start`.
+    query: Option<Arc<QueryContext>>,
     /// The locked `<state.dir>/<application.id>` folder, held while the application runs.
     state_dir: Option<StateDirectory>,
 }
@@ -234,7 +252,9 @@ impl KafkaStreams {
             exception_handler: None,
             watcher: None,
             metrics,
-            metrics_server: None,
+            http: None,
+            local: Arc::new(LocalStores::default()),
+            query: None,
             state_dir: None,
         })
     }
@@ -274,9 +294,10 @@ impl KafkaStreams {
         &self.metrics.registry
     }
 
-    /// Where `/metrics` is served, once started with `metrics.http.address` set.
+    /// Where the built-in HTTP server (`/metrics`, `/health`, `/stores`) listens, once started with
+    /// `metrics.http.address` or `application.server` set.
     pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
-        self.metrics_server.as_ref().map(MetricsServer::address)
+        self.http.as_ref().map(HttpServer::address)
     }
 
     /// The current state.
@@ -300,8 +321,15 @@ impl KafkaStreams {
         let partitions = topics::prepare(&self.topology, &self.config)?;
         let process_id = process_id(&self.config)?;
         self.state_dir = Some(state_dir);
-        if let Some(address) = &self.config.metrics_http_address {
-            self.metrics_server = Some(MetricsServer::start(address, self.metrics.clone())?);
+        let query = Arc::new(self.query_context(&partitions)?);
+        self.query = Some(query.clone());
+        let address = match (&self.config.metrics_http_address, &self.config.application_server) {
+            (Some(address), _) => Some((address.clone(), "metrics.http.address")),
+            (None, Some(server)) => Some((server.to_string(), "application.server")),
+            (None, None) => None,
+        };
+        if let Some((address, setting)) = address {
+            self.http = Some(HttpServer::start(&address, setting, self.metrics.clone(), query)?);
         }
         let restore_listener: Arc<dyn RestoreListener> = Arc::new(MeteredRestoreListener {
             remaining: self.metrics.restore_remaining.clone(),
@@ -322,6 +350,8 @@ impl KafkaStreams {
                 metrics: self.metrics.clone(),
                 rebalancing: flag.clone(),
                 global: global_stores.clone(),
+                local: self.local.clone(),
+                endpoint: self.config.application_server.clone(),
             };
             let first = spawn.create()?;
             let (shared, thread_shared) = (self.shared.clone(), self.thread_shared.clone());
@@ -416,7 +446,7 @@ impl KafkaStreams {
             global.close(deadline)?;
         }
         self.state_dir = None;
-        self.metrics_server = None;
+        self.http = None;
         if !was_error {
             self.shared.set(State::NotRunning);
         }
@@ -426,6 +456,100 @@ impl KafkaStreams {
     /// The configuration in force.
     pub fn config(&self) -> &ValidConfig {
         &self.config
+    }
+
+    /// What queries need: every store of the topology's tasks with its partitions and serdes, the
+    /// local copies, and (with `application.server`) the group's assignment.
+    fn query_context(&self, partitions: &HashMap<String, i32>) -> Result<QueryContext> {
+        let internal: std::collections::HashSet<String> =
+            self.topology.internal_topics().into_iter().map(|t| t.name).collect();
+        let app = &self.config.application_id;
+        let full = |t: &str| if internal.contains(t) { format!("{app}-{t}") } else { t.to_string() };
+        let mut stores = HashMap::new();
+        for sub in self.topology.subtopologies() {
+            let source_topics: Vec<String> = sub.source_topics.iter().map(|t| full(t)).collect();
+            let count = source_topics.iter().filter_map(|t| partitions.get(t)).copied().max().unwrap_or(1);
+            for (builder, _) in self.topology.stores.iter().filter(|(b, _)| sub.stores.contains(&b.spec().name)) {
+                let spec = builder.spec();
+                stores.insert(
+                    spec.name.clone(),
+                    StoreInfo {
+                        kind: spec.kind.clone(),
+                        changelog_topic: spec.changelog_topic(app),
+                        source_topics: source_topics.clone(),
+                        partitions: count,
+                        serdes: builder.serdes(),
+                    },
+                );
+            }
+        }
+        let discovery = match &self.config.application_server {
+            Some(_) => Some(Discovery::new(self.config.client_config("consumer."), app)?),
+            None => None,
+        };
+        let shared = self.shared.clone();
+        Ok(QueryContext {
+            stores,
+            local: self.local.clone(),
+            discovery,
+            endpoint: self.config.application_server.clone(),
+            state: Arc::new(move || shared.state.lock().map(|s| *s).unwrap_or(State::Error)),
+        })
+    }
+
+    fn query_context_or_err(&self, store: &str) -> Result<&Arc<QueryContext>> {
+        self.query.as_ref().ok_or_else(|| StreamsError::InvalidStateStore {
+            store: store.to_string(),
+            reason: "the application has not started yet".into(),
+            retryable: true,
+        })
+    }
+
+    /// A read-only view over this instance's copies of a store (Kafka Streams' `store`).
+    ///
+    /// ```no_run
+    /// use kstreams_streams::query::{QueryableStoreTypes, StoreQueryParameters};
+    /// # fn f(app: &kstreams_streams::runtime::KafkaStreams) -> kstreams_streams::Result<()> {
+    /// let counts = app.store(StoreQueryParameters::from_store_name("counts", QueryableStoreTypes::key_value::<String, i64>()))?;
+    /// println!("{:?}", counts.get(&"apple".to_string())?);
+    /// # Ok(()) }
+    /// ```
+    pub fn store<T: QueryableStoreType>(&self, params: StoreQueryParameters<T>) -> Result<T::Store> {
+        let ctx = self.query_context_or_err(params.store_name())?.clone();
+        params.open(ctx)
+    }
+
+    /// The instance that hosts `key` of `store` (Kafka Streams' `queryMetadataForKey`). Needs
+    /// `application.server`; fails with a retryable error while the group rebalances.
+    ///
+    /// ```no_run
+    /// use kstreams_streams::serde::Serdes;
+    /// # fn f(app: &kstreams_streams::runtime::KafkaStreams) -> kstreams_streams::Result<()> {
+    /// let owner = app.query_metadata_for_key("counts", &"apple".to_string(), &Serdes::string())?;
+    /// println!("ask http://{}/stores/counts/keys/apple", owner.active_host);
+    /// # Ok(()) }
+    /// ```
+    pub fn query_metadata_for_key<K: Data>(
+        &self,
+        store: &str,
+        key: &K,
+        serializer: &SharedSerde<K>,
+    ) -> Result<KeyQueryMetadata> {
+        let ctx = self.query_context_or_err(store)?;
+        let bytes = key_bytes(ctx.info(store)?, store, key, serializer)?;
+        ctx.metadata_for_key_bytes(store, &bytes)
+    }
+
+    /// The instances that host `store` (Kafka Streams' `streamsMetadataForStore`).
+    pub fn streams_metadata_for_store(&self, store: &str) -> Result<Vec<StreamsMetadata>> {
+        let ctx = self.query_context_or_err(store)?;
+        ctx.info(store)?;
+        Ok(ctx.all_metadata()?.into_iter().filter(|m| m.state_store_names.contains(store)).collect())
+    }
+
+    /// Every instance of the application with what it hosts (Kafka Streams' `metadataForAllStreamsClients`).
+    pub fn metadata_for_all_streams_clients(&self) -> Result<Vec<StreamsMetadata>> {
+        self.query_context_or_err("*")?.all_metadata()
     }
 }
 

@@ -27,6 +27,9 @@ use kstreams_state::{RestoreListener, Restorer, StoreContext, StoreOptions, Task
 use crate::error::{Result, StreamsError};
 use crate::header::{Header, Headers};
 use crate::processor::node::ConsumedBytes;
+use crate::query::discovery;
+use crate::query::local::LocalStores;
+use crate::query::HostInfo;
 use crate::runtime::collector::{flush, KProducer, KafkaCollector, ProducerCtx};
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
@@ -84,6 +87,8 @@ pub(crate) struct ThreadWork {
     restorer: Restorer,
     /// The global stores, which every task reads.
     global: Arc<GlobalStores>,
+    /// Where interactive queries find the tasks' stores.
+    local: Arc<LocalStores>,
     store_options: StoreOptions,
     metrics: StreamsMetrics,
     /// The thread's name, as a metric label.
@@ -278,6 +283,9 @@ pub(crate) struct ThreadSpec {
     pub metrics: StreamsMetrics,
     pub rebalancing: Arc<AtomicBool>,
     pub global: Arc<GlobalStores>,
+    pub local: Arc<LocalStores>,
+    /// `application.server`, carried in the consumer's client id for the other instances.
+    pub endpoint: Option<HostInfo>,
 }
 
 impl ThreadSpec {
@@ -288,8 +296,19 @@ impl ThreadSpec {
 }
 
 fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
-    let ThreadSpec { index, process_id, config, topology, partitions, restore_listener, metrics, rebalancing, global } =
-        spec;
+    let ThreadSpec {
+        index,
+        process_id,
+        config,
+        topology,
+        partitions,
+        restore_listener,
+        metrics,
+        rebalancing,
+        global,
+        local,
+        endpoint,
+    } = spec;
     let (index, config, topology) = (*index, config.clone(), topology.clone());
     let (partitions, restore_listener, rebalancing) =
         (partitions.clone(), restore_listener.clone(), rebalancing.clone());
@@ -335,6 +354,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         producer_ctx,
         restorer,
         global: global.clone(),
+        local: local.clone(),
         store_options,
         metrics: metrics.clone(),
         process_latency: metrics.process_latency.with_label_values(&[&thread_name]),
@@ -374,6 +394,12 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
     if let Some(id) = &config.group_instance_id {
         client.set("group.instance.id", format!("{id}-{index}"));
     }
+    // The other instances learn this one's endpoint from the group's member list (see `query`).
+    let base_id = match client.get("client.id") {
+        Some(id) => format!("{id}-{}", index + 1),
+        None => format!("{}-{process_id}-StreamThread-{}-consumer", config.application_id, index + 1),
+    };
+    client.set("client.id", discovery::client_id(&base_id, endpoint.as_ref()));
     let consumer: KConsumer =
         client.create_with_context(RebalanceCtx { work: work.clone(), records_lag: metrics.records_lag.clone() })?;
     let topics: Vec<&str> = topic_to_sub.keys().map(String::as_str).collect();
@@ -474,10 +500,24 @@ impl ThreadWork {
                 inputs.add_partition(topic, *partition);
             }
         }
+        for id in &new {
+            if let Some(sub) = self.subs.iter().find(|s| s.id == id.subtopology) {
+                self.local.restoring(&sub.stores, id.partition);
+            }
+        }
         let committed = consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
         for id in new {
             let Some(sub) = self.subs.iter().find(|s| s.id == id.subtopology).cloned() else { continue };
-            let (mut task, state) = self.create_task(&sub, id.partition)?;
+            let (mut task, state) = match self.create_task(&sub, id.partition) {
+                Ok(created) => created,
+                Err(e) => {
+                    self.local.remove(&sub.stores, id.partition);
+                    return Err(e);
+                }
+            };
+            for (name, shared) in task.shared_stores() {
+                self.local.activate(name, id.partition, shared.clone());
+            }
             task.set_metrics(self.metrics.task(&self.thread_name, &id.to_string()));
             let mut inputs = PartitionGroup::new(
                 self.topic_to_sub
@@ -805,7 +845,7 @@ impl ThreadWork {
             }
             for id in revoked_tasks {
                 if let Some(entry) = self.tasks.remove(&id) {
-                    close_task(id, entry, true);
+                    close_task(&self.local, id, entry, true);
                     tracing::info!(thread = self.index, task = %id, "task closed (revoked)");
                 }
             }
@@ -881,7 +921,7 @@ impl ThreadWork {
     /// failure (stores restore from their committed point on the next start).
     fn close_all(&mut self, clean: bool) {
         for (id, entry) in std::mem::take(&mut self.tasks) {
-            close_task(id, entry, clean);
+            close_task(&self.local, id, entry, clean);
         }
         self.active_tasks.set(0);
         self.tasks_stale = true;
@@ -943,8 +983,10 @@ fn abort(producer: &KProducer) -> std::result::Result<(), KafkaError> {
     producer.abort_transaction(TXN_TIMEOUT)
 }
 
-/// Closes a task's processors and stores; a clean close also writes its checkpoint.
-fn close_task(id: TaskId, mut entry: TaskEntry, clean: bool) {
+/// Closes a task's processors and stores (queries stop finding them first); a clean close also
+/// writes its checkpoint.
+fn close_task(local: &LocalStores, id: TaskId, mut entry: TaskEntry, clean: bool) {
+    local.remove(entry.task.shared_stores().iter().map(|(name, _)| name), id.partition);
     if let Err(e) = entry.task.close() {
         tracing::warn!(task = %id, error = %e, "closing a task failed");
         return;

@@ -521,6 +521,9 @@ impl std::fmt::Debug for GenericAvroSerde {
 }
 
 impl Serde<Value> for GenericAvroSerde {
+    fn to_json(&self, data: &Value) -> Option<serde_json::Value> {
+        serde_json::Value::try_from(data.clone()).ok()
+    }
     fn serialize(&self, topic: &str, _headers: &Headers, data: &Value) -> Result<Option<Vec<u8>>, SerdeError> {
         let encoded = GenericDatumWriter::builder(&self.core.schema).build().and_then(|writer| {
             let mut body = Vec::new();
@@ -591,6 +594,12 @@ impl<T> std::fmt::Debug for SpecificAvroSerde<T> {
 }
 
 impl<T: AvroSchema + Serialize + DeserializeOwned + 'static> Serde<T> for SpecificAvroSerde<T> {
+    fn to_json(&self, data: &T) -> Option<serde_json::Value> {
+        super::json_of(data)
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Option<T> {
+        super::from_json_value(json)
+    }
     fn serialize(&self, topic: &str, _headers: &Headers, data: &T) -> Result<Option<Vec<u8>>, SerdeError> {
         let encoded =
             GenericDatumWriter::builder(&self.core.schema).build().and_then(|writer| writer.write_ser_to_vec(data));

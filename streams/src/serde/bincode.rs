@@ -53,6 +53,12 @@ impl<T> std::fmt::Debug for BincodeSerde<T> {
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for BincodeSerde<T> {
+    fn to_json(&self, data: &T) -> Option<serde_json::Value> {
+        super::json_of(data)
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Option<T> {
+        super::from_json_value(json)
+    }
     fn serialize(&self, topic: &str, _headers: &Headers, data: &T) -> Result<Option<Vec<u8>>, SerdeError> {
         ::bincode::serde::encode_to_vec(data, ::bincode::config::standard()).map(Some).map_err(|e| {
             SerdeError::encode(

@@ -56,6 +56,12 @@ impl<T> std::fmt::Debug for JsonSerde<T> {
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for JsonSerde<T> {
+    fn to_json(&self, data: &T) -> Option<serde_json::Value> {
+        super::json_of(data)
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Option<T> {
+        super::from_json_value(json)
+    }
     fn serialize(&self, topic: &str, _headers: &Headers, data: &T) -> Result<Option<Vec<u8>>, SerdeError> {
         serde_json::to_vec(data).map(Some).map_err(|e| {
             SerdeError::encode(

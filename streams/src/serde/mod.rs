@@ -32,6 +32,10 @@
 //! | [`Serdes::bincode`] | `T: Serialize + DeserializeOwned` | — | bincode 2, standard config |
 //! | [`Serdes::avro`], [`Serdes::avro_generic`] | derived records, [`avro::Value`](apache_avro::types::Value) | Confluent `SpecificAvroSerde`, `GenericAvroSerde` | `0x00`, schema id, Avro binary |
 //! | [`Serdes::time_windowed`], [`Serdes::session_windowed`] | [`Windowed<K>`](crate::windowed::Windowed) | `WindowedSerdes` | key bytes, then window times |
+//!
+//! Serdes may also give their values a JSON form ([`Serde::to_json`], [`Serde::parse_json`]): the HTTP
+//! endpoint of interactive queries reads keys and answers values with it. Every serde above has one,
+//! except bytes and unit.
 
 use std::sync::Arc;
 
@@ -80,6 +84,28 @@ pub trait Serde<T>: Send + Sync + 'static {
     fn serialize(&self, topic: &str, headers: &Headers, data: &T) -> Result<Option<Vec<u8>>, SerdeError>;
     /// The `T` in `data`, read from `topic`; `data` is `None` for a null key or value.
     fn deserialize(&self, topic: &str, headers: &Headers, data: Option<&[u8]>) -> Result<T, SerdeError>;
+    /// The JSON form of `data`, which interactive queries over HTTP answer with; `None` (the default)
+    /// when the serde has none. The built-in serdes of strings, numbers, JSON, bincode and Avro have one.
+    fn to_json(&self, data: &T) -> Option<serde_json::Value> {
+        let _ = data;
+        None
+    }
+    /// A `T` from its JSON form (a key in a query's URL); `None` (the default) when the serde has none
+    /// or `json` is not a `T`.
+    fn parse_json(&self, json: &serde_json::Value) -> Option<T> {
+        let _ = json;
+        None
+    }
+}
+
+/// The JSON form of a serde-serializable value.
+pub(crate) fn json_of<T: serde::Serialize>(data: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(data).ok()
+}
+
+/// A serde-deserializable value from JSON.
+pub(crate) fn from_json_value<T: serde::de::DeserializeOwned>(json: &serde_json::Value) -> Option<T> {
+    T::deserialize(json).ok()
 }
 
 /// A shareable serde, as topologies and stores hold them.

@@ -20,6 +20,12 @@ use crate::header::Headers;
 pub struct StringSerde;
 
 impl Serde<String> for StringSerde {
+    fn to_json(&self, data: &String) -> Option<serde_json::Value> {
+        super::json_of(data)
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Option<String> {
+        super::from_json_value(json)
+    }
     fn serialize(&self, _topic: &str, _headers: &Headers, data: &String) -> Result<Option<Vec<u8>>, SerdeError> {
         Ok(Some(data.as_bytes().to_vec()))
     }
@@ -91,6 +97,12 @@ macro_rules! big_endian_serde {
             fn deserialize(&self, topic: &str, _headers: &Headers, data: Option<&[u8]>) -> Result<$ty, SerdeError> {
                 fixed::<$len>(topic, $label, $java, data).map(<$ty>::from_be_bytes)
             }
+            fn to_json(&self, data: &$ty) -> Option<serde_json::Value> {
+                super::json_of(data)
+            }
+            fn parse_json(&self, json: &serde_json::Value) -> Option<$ty> {
+                super::from_json_value(json)
+            }
         }
     };
 }
@@ -115,6 +127,12 @@ big_endian_serde!(F64Serde, f64, 8, "f64", "DoubleSerializer");
 pub struct BoolSerde;
 
 impl Serde<bool> for BoolSerde {
+    fn to_json(&self, data: &bool) -> Option<serde_json::Value> {
+        super::json_of(data)
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Option<bool> {
+        super::from_json_value(json)
+    }
     fn serialize(&self, _topic: &str, _headers: &Headers, data: &bool) -> Result<Option<Vec<u8>>, SerdeError> {
         Ok(Some(vec![u8::from(*data)]))
     }
@@ -148,6 +166,12 @@ impl Serde<bool> for BoolSerde {
 pub struct UuidSerde;
 
 impl Serde<Uuid> for UuidSerde {
+    fn to_json(&self, data: &Uuid) -> Option<serde_json::Value> {
+        super::json_of(data)
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Option<Uuid> {
+        super::from_json_value(json)
+    }
     fn serialize(&self, _topic: &str, _headers: &Headers, data: &Uuid) -> Result<Option<Vec<u8>>, SerdeError> {
         Ok(Some(data.hyphenated().to_string().into_bytes()))
     }
@@ -240,6 +264,18 @@ impl<T: 'static> Serde<Option<T>> for NullableSerde<T> {
         match data {
             Some(bytes) => self.inner.deserialize(topic, headers, Some(bytes)).map(Some),
             None => Ok(None),
+        }
+    }
+    fn to_json(&self, data: &Option<T>) -> Option<serde_json::Value> {
+        match data {
+            Some(value) => self.inner.to_json(value),
+            None => Some(serde_json::Value::Null),
+        }
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Option<Option<T>> {
+        match json {
+            serde_json::Value::Null => Some(None),
+            other => self.inner.parse_json(other).map(Some),
         }
     }
 }

@@ -29,6 +29,7 @@ pub(crate) use shared::{SharedKeyValueStore, SyncKeyValueStore};
 pub use typed::{CacheFlush, KeyValueStore, SessionStore, WindowStore};
 
 use crate::error::{Result, StreamsError};
+use crate::query::codec::{ErasedStoreSerdes, StoreSerdes};
 use crate::record::Data;
 use crate::serde::SharedSerde;
 use crate::task::core::RegisteredStore;
@@ -48,6 +49,8 @@ type TypedFactory = Arc<dyn Fn(OpenedStore, String) -> Result<Box<dyn Registered
 pub struct StoreBuilder {
     spec: StoreSpec,
     typed: TypedFactory,
+    /// The key and value serdes, for interactive queries.
+    serdes: Arc<dyn ErasedStoreSerdes>,
 }
 
 impl StoreBuilder {
@@ -80,6 +83,11 @@ impl StoreBuilder {
     pub fn with_caching_disabled(mut self) -> Self {
         self.spec.caching = false;
         self
+    }
+
+    /// The store's serdes, for interactive queries.
+    pub(crate) fn serdes(&self) -> Arc<dyn ErasedStoreSerdes> {
+        self.serdes.clone()
     }
 
     /// The typed facade over an opened bytes store; `topic` is what serdes are told (the changelog).
@@ -116,7 +124,9 @@ impl Stores {
         value_serde: SharedSerde<V>,
     ) -> StoreBuilder {
         let store = name.to_string();
+        let serdes = Arc::new(StoreSerdes { key: key_serde.clone(), value: value_serde.clone() });
         StoreBuilder {
+            serdes,
             spec: spec(name, StoreKind::KeyValue),
             typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
                 StoreHandle::KeyValue(inner) => Ok(Box::new(
@@ -140,7 +150,9 @@ impl Stores {
     ) -> StoreBuilder {
         let store = name.to_string();
         let size = millis(window_size);
+        let serdes = Arc::new(StoreSerdes { key: key_serde.clone(), value: value_serde.clone() });
         StoreBuilder {
+            serdes,
             spec: spec(
                 name,
                 StoreKind::Window { retention_ms: millis(retention), window_size_ms: size, retain_duplicates },
@@ -163,7 +175,9 @@ impl Stores {
         value_serde: SharedSerde<V>,
     ) -> StoreBuilder {
         let store = name.to_string();
+        let serdes = Arc::new(StoreSerdes { key: key_serde.clone(), value: value_serde.clone() });
         StoreBuilder {
+            serdes,
             spec: spec(name, StoreKind::Session { retention_ms: millis(retention) }),
             typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
                 StoreHandle::Session(inner) => {

@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
+use kstreams_state::layers::SharedStore;
 use kstreams_state::{OpenedStore, StateStore, StoreSpec};
 
 use self::core::{NodeSlot, RecordCollector, TaskCore};
@@ -70,6 +71,8 @@ pub struct StreamTask {
     core: TaskCore,
     /// The task's input topics (resolved names), found by a short linear search per record.
     sources: Vec<SourceTopic>,
+    /// Every store of the task, as interactive queries read it.
+    shared: Vec<(String, SharedStore)>,
 }
 
 /// One input topic of a task.
@@ -127,12 +130,17 @@ impl StreamTask {
         }
         let mut stores = HashMap::new();
         let mut caches = Vec::new();
+        let mut shared = Vec::new();
         for (builder, _) in topology.stores.iter().filter(|(b, _)| sub.stores.contains(&b.spec().name)) {
             let spec = builder.spec();
-            let opened = open_store(spec)?;
+            let mut opened = open_store(spec)?;
             if let Some(queue) = &opened.dirty {
                 caches.push((spec.name.clone(), queue.clone()));
             }
+            // The top layer: interactive queries read the store from other threads.
+            let (store, readers) = SharedStore::share(opened.store);
+            opened.store = store;
+            shared.push((spec.name.clone(), readers));
             let topic = resolve(&format!("{}-changelog", spec.name));
             stores.insert(spec.name.clone(), builder.typed(opened, topic)?);
         }
@@ -154,7 +162,7 @@ impl StreamTask {
             commit_requested: false,
             metrics: TaskMetrics::new(),
         };
-        Ok(StreamTask { core, sources })
+        Ok(StreamTask { core, sources, shared })
     }
 
     /// Counts into `metrics` from now on (the runtime's labelled, registered counters).
@@ -227,6 +235,11 @@ impl StreamTask {
     /// before the output is flushed or the transaction committed.
     pub(crate) fn flush_caches(&mut self) -> Result<()> {
         self.core.forward_cache_flushes(true)
+    }
+
+    /// The task's stores as interactive queries read them, by name.
+    pub(crate) fn shared_stores(&self) -> &[(String, SharedStore)] {
+        &self.shared
     }
 
     /// The task's stores, as byte stores (for commits and checkpoints).
