@@ -162,6 +162,7 @@ fn aborted_transaction_is_invisible_to_read_committed_only() {
                     key: Some(key.as_bytes()),
                     value: Some(value.as_bytes()),
                     headers: &[("origin", prefix.as_bytes())],
+                    timestamp: None,
                 },
             )
             .expect("send");

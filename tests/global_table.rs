@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
+use kstreams::query::{QueryableStoreTypes, StoreQueryParameters};
 use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
 use kstreams::serde::Serdes;
 use kstreams::state::rocksdb::{RocksDbKeyValueStore, RocksDbResources};
@@ -233,6 +234,12 @@ fn a_stream_joins_a_global_table_of_all_partitions_which_is_restored_after_a_res
         assert_eq!(live_values["live-after"], "p1=name1-live");
         expected.extend(live_values);
     }
+    // Interactive queries read the global table on this instance, updates included.
+    let products = streams
+        .store(StoreQueryParameters::from_store_name("products", QueryableStoreTypes::key_value::<String, String>()))
+        .unwrap();
+    assert_eq!(products.get(&"p1".to_string()).unwrap(), Some("name1-live".to_string()));
+    assert_eq!(products.all().unwrap().into_iter().collect::<BTreeMap<_, _>>(), table);
     streams.close(Duration::from_secs(30)).unwrap();
     assert_eq!(streams.state(), State::NotRunning);
 

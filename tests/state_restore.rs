@@ -182,3 +182,86 @@ fn a_deleted_store_is_rebuilt_from_its_changelog_and_a_stopped_one_restores_only
     let internal = [format!("{}-counts-repartition", app.id), format!("{}-counts-changelog", app.id)];
     let _ = support::delete_topics(&internal.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+/// Window starts in `topic` (time-windowed string keys of `k`), with the last count of each.
+fn window_counts(topic: &str) -> BTreeMap<i64, i64> {
+    support::read_to_end(topic, Isolation::ReadCommitted)
+        .expect("read output")
+        .into_iter()
+        .filter_map(|r| {
+            let key = r.key.as_deref()?;
+            let start: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+            let count: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
+            Some((i64::from_be_bytes(start), i64::from_be_bytes(count)))
+        })
+        .collect()
+}
+
+/// Stream time is kept in the committed offsets' metadata, as Kafka Streams keeps it: a record too
+/// late for its window (past grace) before a restart is still dropped right after the restart, by a
+/// fresh instance (new state directory) as by the same one.
+#[test]
+fn stream_time_survives_a_restart() {
+    use kstreams::dsl::TimeWindows;
+    support::require_broker();
+    let (input, output) = (support::unique_topic("st-in"), support::unique_topic("st-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
+    let app_id = support::unique_name("stream-time");
+    let start = |dir: &Path| {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Default::default())
+            .windowed_by(TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(1)))
+            .count(Materialized::as_("per-10s"))
+            .to_stream()
+            .to(
+                &output,
+                Produced::with(Serdes::time_windowed(Serdes::string(), 10_000), Serdes::nullable(Serdes::i64())),
+            );
+        let config = StreamsConfig::new()
+            .set("application.id", &app_id)
+            .set("bootstrap.servers", support::bootstrap())
+            .set("processing.guarantee", "exactly_once_v2")
+            .set("commit.interval.ms", "100")
+            .set("state.dir", dir.to_string_lossy());
+        let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
+        app.start().unwrap();
+        app
+    };
+    let send = |timestamp: i64| {
+        let producer = support::producer().unwrap();
+        let record =
+            support::Outgoing { key: Some(b"k"), value: Some(b"v"), timestamp: Some(timestamp), ..Default::default() };
+        support::send(&producer, &input, &record).unwrap();
+        support::flush(&producer).unwrap();
+    };
+    let wait_for = |start: i64, count: i64| {
+        let found = support::eventually(Duration::from_secs(60), || window_counts(&output).get(&start) == Some(&count));
+        assert!(found, "window {start} never counted {count}: {:?}", window_counts(&output));
+    };
+
+    // Stream time 100 s; a record at 2 s is past its window's grace, and dropped.
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut app = start(first_dir.path());
+    send(100_000);
+    send(2_000);
+    send(100_500);
+    wait_for(100_000, 2);
+    assert!(!window_counts(&output).contains_key(&0), "the late record was counted before the restart");
+    app.close(Duration::from_secs(30)).unwrap();
+
+    // The same instance again, then a fresh one: the first record after each restart is too late.
+    for (round, dir) in [(1, first_dir.path().to_path_buf()), (2, tempfile::tempdir().unwrap().keep())] {
+        let mut app = start(&dir);
+        send(3_000 + round);
+        send(101_000 + round);
+        wait_for(100_000, 2 + round);
+        assert!(
+            !window_counts(&output).contains_key(&0),
+            "round {round}: a record past grace was counted after the restart: {:?}",
+            window_counts(&output)
+        );
+        app.close(Duration::from_secs(30)).unwrap();
+    }
+}

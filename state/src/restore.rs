@@ -125,6 +125,12 @@ impl Restorer {
         if config.get("max.partition.fetch.bytes").is_none() {
             config.set("max.partition.fetch.bytes", (16 << 20).to_string());
         }
+        // The last fetch of a changelog (under exactly-once it ends with a transaction marker, which
+        // no record stands for) would otherwise wait librdkafka's 500 ms for data that never comes:
+        // most of the time it took to reopen a task with little or nothing to restore.
+        if config.get("fetch.wait.max.ms").is_none() {
+            config.set("fetch.wait.max.ms", "10");
+        }
         // librdkafka's `assign` needs a group id even though this consumer never joins the group nor
         // commits: any fixed id will do.
         if config.get("group.id").is_none() {

@@ -527,6 +527,8 @@ pub struct Outgoing<'a> {
     pub value: Option<&'a [u8]>,
     /// Headers as (name, value).
     pub headers: &'a [(&'a str, &'a [u8])],
+    /// The record's timestamp (ms), or `None` for the producer's clock.
+    pub timestamp: Option<i64>,
 }
 
 /// Enqueues one record, serving delivery reports and retrying (bounded) while the local queue is
@@ -545,6 +547,9 @@ pub fn send(producer: &TestProducer, topic: &str, record: &Outgoing<'_>) -> Resu
     }
     if let Some(v) = record.value {
         base = base.payload(v);
+    }
+    if let Some(t) = record.timestamp {
+        base = base.timestamp(t);
     }
     let started = Instant::now();
     loop {

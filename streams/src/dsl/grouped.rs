@@ -315,6 +315,12 @@ struct WindowAggregate<K, V, VA> {
 }
 
 impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for WindowAggregate<K, V, VA> {
+    /// Starts from the task's stream time, which a restarted task resumes from its committed offsets.
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
+        self.observed_stream_time = ctx.current_stream_time_ms();
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>, record: Record<K, V>) -> Result<()> {
         self.observed_stream_time = self.observed_stream_time.max(record.timestamp);
         let close_time = self.observed_stream_time.saturating_sub(self.windows.grace_ms());

@@ -160,6 +160,12 @@ fn windowed<K>(key: K, w: SessionWindow) -> Windowed<K> {
 }
 
 impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for SessionAggregate<K, V, VA> {
+    /// Starts from the task's stream time, which a restarted task resumes from its committed offsets.
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
+        self.observed_stream_time = ctx.current_stream_time_ms();
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>, r: Record<K, V>) -> Result<()> {
         let ts = r.timestamp;
         self.observed_stream_time = self.observed_stream_time.max(ts);

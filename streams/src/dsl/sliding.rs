@@ -475,6 +475,12 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
 }
 
 impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for SlidingWindowAggregate<K, V, VA> {
+    /// Starts from the task's stream time, which a restarted task resumes from its committed offsets.
+    fn init(&mut self, ctx: &mut Ctx<'_, K, VA>) -> Result<()> {
+        self.observed_stream_time = ctx.current_stream_time_ms();
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut Ctx<'_, K, VA>, record: Record<K, V>) -> Result<()> {
         let ts = record.timestamp;
         if ts < 0 {

@@ -20,6 +20,8 @@ pub(crate) enum LocalCopy {
 #[derive(Default)]
 pub(crate) struct LocalStores {
     copies: RwLock<HashMap<String, BTreeMap<i32, LocalCopy>>>,
+    /// The global stores (every instance holds all of each), once restored.
+    globals: RwLock<HashMap<String, SharedStore>>,
 }
 
 impl LocalStores {
@@ -57,6 +59,16 @@ impl LocalStores {
     /// The copy of `store` for `partition`, if this instance holds one.
     pub fn get(&self, store: &str, partition: i32) -> Option<LocalCopy> {
         self.read().get(store).and_then(|p| p.get(&partition).cloned())
+    }
+
+    /// A global store, restored and kept up to date by the global stream thread.
+    pub fn add_global(&self, store: &str, shared: SharedStore) {
+        self.globals.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(store.to_string(), shared);
+    }
+
+    /// The global store `store`, once restored.
+    pub fn global(&self, store: &str) -> Option<SharedStore> {
+        self.globals.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(store).cloned()
     }
 
     /// Every local copy of `store`, by partition.

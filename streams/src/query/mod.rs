@@ -145,6 +145,8 @@ pub(crate) struct StoreInfo {
     /// How many partitions (tasks) the store has.
     pub partitions: i32,
     pub serdes: Arc<dyn ErasedStoreSerdes>,
+    /// A global store: every instance holds all of it.
+    pub global: bool,
 }
 
 /// Everything a query reads: the topology's stores, the local copies, the group's assignment.
@@ -192,6 +194,11 @@ impl QueryContext {
     pub fn metadata_for_key_bytes(&self, store: &str, key_bytes: &[u8]) -> Result<KeyQueryMetadata> {
         let info = self.info(store)?;
         self.check_running(store)?;
+        if info.global {
+            // Every instance holds a global store: ask this one (as Kafka Streams answers).
+            let active_host = self.endpoint.clone().ok_or_else(|| no_endpoint(store))?;
+            return Ok(KeyQueryMetadata { active_host, standby_hosts: Vec::new(), partition: -1 });
+        }
         let partition = self.partition_of(info, key_bytes);
         let discovery = self.discovery.as_ref().ok_or_else(|| no_endpoint(store))?;
         let view = discovery.view()?;
@@ -287,6 +294,7 @@ mod tests {
             source_topics: vec!["words".into()],
             partitions: 2,
             serdes: Arc::new(StoreSerdes { key: Serdes::string(), value: Serdes::i64() }),
+            global: false,
         };
         let ctx = QueryContext {
             stores: HashMap::from([("counts".to_string(), info)]),

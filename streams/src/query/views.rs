@@ -214,6 +214,9 @@ impl Scope {
     fn copy_for_key(&self, key: &[u8]) -> Result<Option<(i32, SharedStore)>> {
         let info = self.info()?;
         let state = self.ctx.check_running(&self.store)?;
+        if info.global {
+            return self.global().map(|s| Some((-1, s)));
+        }
         let partition = self.ctx.partition_of(info, key);
         if self.partition.is_some_and(|p| p != partition) {
             return Ok(None);
@@ -239,6 +242,9 @@ impl Scope {
     /// rebalances without any.
     fn copies(&self) -> Result<Vec<SharedStore>> {
         let state = self.ctx.check_running(&self.store)?;
+        if self.info()?.global {
+            return self.global().map(|s| vec![s]);
+        }
         let mut out = Vec::new();
         for (partition, copy) in self.ctx.local.all(&self.store) {
             if self.partition.is_some_and(|p| p != partition) {
@@ -256,6 +262,10 @@ impl Scope {
             return Err(self.err("no copy is active here while the group rebalances", true));
         }
         Ok(out)
+    }
+
+    fn global(&self) -> Result<SharedStore> {
+        self.ctx.local.global(&self.store).ok_or_else(|| self.err("the global store is still restoring", true))
     }
 
     fn changelog(&self) -> String {

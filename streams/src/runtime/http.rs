@@ -199,6 +199,12 @@ fn answer_key(s: &Served, store: &str, key_text: &str, range: &TimeRange, forwar
         Ok(k) => k,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_key", &e, false),
     };
+    if info.global {
+        return match ctx.local.global(store) {
+            Some(copy) => read_local(ctx, info, store, &key, key_text, -1, &copy, range),
+            None => retry_later(store, "the global store is still restoring"),
+        };
+    }
     let partition = ctx.partition_of(info, &key);
     match ctx.local.get(store, partition) {
         Some(LocalCopy::Active(copy)) => read_local(ctx, info, store, &key, key_text, partition, &copy, range),

@@ -35,6 +35,7 @@
 //! ```
 
 mod collector;
+mod commit_metadata;
 mod config;
 mod global;
 mod global_restore;
@@ -337,6 +338,11 @@ impl KafkaStreams {
         });
         self.shared.set(State::Rebalancing);
         let global_stores = self.start_global(&partitions, restore_listener.clone())?;
+        for entry in global_stores.entries() {
+            let view: Box<dyn kstreams_state::KeyValueBytesStore> = Box::new(entry.store.read_only());
+            self.local
+                .add_global(&entry.name, kstreams_state::layers::SharedStore::KeyValue(Arc::new(Mutex::new(view))));
+        }
         let rebalancing: Vec<Arc<AtomicBool>> =
             (0..self.config.num_stream_threads).map(|_| Arc::new(AtomicBool::new(true))).collect();
         for (index, flag) in rebalancing.iter().enumerate() {
@@ -479,9 +485,22 @@ impl KafkaStreams {
                         source_topics: source_topics.clone(),
                         partitions: count,
                         serdes: builder.serdes(),
+                        global: false,
                     },
                 );
             }
+        }
+        for def in &self.topology.global {
+            let info = StoreInfo {
+                kind: def.store.spec().kind.clone(),
+                // A global store's serdes are told its topic, as the tasks' views are.
+                changelog_topic: def.topic.clone(),
+                source_topics: vec![def.topic.clone()],
+                partitions: 1,
+                serdes: def.store.serdes(),
+                global: true,
+            };
+            stores.insert(def.name().to_string(), info);
         }
         let discovery = match &self.config.application_server {
             Some(_) => Some(Discovery::new(self.config.client_config("consumer."), app)?),

@@ -31,6 +31,7 @@ use crate::query::discovery;
 use crate::query::local::LocalStores;
 use crate::query::HostInfo;
 use crate::runtime::collector::{flush, KProducer, KafkaCollector, ProducerCtx};
+use crate::runtime::commit_metadata;
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
 use crate::runtime::partition_group::{Lag, PartitionGroup, Pending};
@@ -508,7 +509,13 @@ impl ThreadWork {
         let committed = consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
         for id in new {
             let Some(sub) = self.subs.iter().find(|s| s.id == id.subtopology).cloned() else { continue };
-            let (mut task, state) = match self.create_task(&sub, id.partition) {
+            let times: Vec<(String, i64)> = committed
+                .elements()
+                .iter()
+                .filter(|e| e.partition() == id.partition)
+                .filter_map(|e| commit_metadata::decode(e.metadata()).map(|t| (e.topic().to_string(), t)))
+                .collect();
+            let (mut task, state) = match self.create_task(&sub, id.partition, &times) {
                 Ok(created) => created,
                 Err(e) => {
                     self.local.remove(&sub.stores, id.partition);
@@ -539,7 +546,13 @@ impl ThreadWork {
     }
 
     /// Builds a task and opens its stores, each restored from its changelog.
-    fn create_task(&mut self, sub: &SubTopology, partition: i32) -> Result<(StreamTask, TaskStateManager)> {
+    /// `partition_times` are the partition times its committed offsets carried.
+    fn create_task(
+        &mut self,
+        sub: &SubTopology,
+        partition: i32,
+        partition_times: &[(String, i64)],
+    ) -> Result<(StreamTask, TaskStateManager)> {
         let task_metrics = self.metrics.task(&self.thread_name, &TaskId { subtopology: sub.id, partition }.to_string());
         let collector = KafkaCollector {
             producer: self.producer.clone(),
@@ -569,6 +582,9 @@ impl ThreadWork {
             &mut |spec| Ok(state.open(spec, &ctx, options, Some(restorer))?),
             &self.global,
         )?;
+        for (topic, time) in partition_times {
+            task.restore_partition_time(topic, *time);
+        }
         task.init(now_ms())?;
         Ok((task, state))
     }
@@ -749,6 +765,12 @@ impl ThreadWork {
         for entry in self.tasks.values() {
             for (topic, partition, offset) in entry.inputs.offsets() {
                 list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+                // Stream time survives restarts and moves in the commit, as in Kafka Streams.
+                if let (Some(time), Some(mut e)) =
+                    (entry.task.partition_time(topic), list.find_partition(topic, partition))
+                {
+                    e.set_metadata(commit_metadata::encode(time));
+                }
             }
         }
         Ok(list)

@@ -237,6 +237,20 @@ impl StreamTask {
         self.core.forward_cache_flushes(true)
     }
 
+    /// The partition time (largest timestamp seen) of the task's partition of `topic`.
+    pub(crate) fn partition_time(&self, topic: &str) -> Option<i64> {
+        self.sources.iter().find(|s| &*s.topic == topic).map(|s| s.partition_time).filter(|&t| t != i64::MIN)
+    }
+
+    /// Resumes the partition time of `topic` from a committed offset's metadata (before
+    /// [`init`](Self::init), so that processors start from the restored stream time).
+    pub(crate) fn restore_partition_time(&mut self, topic: &str, time: i64) {
+        if let Some(source) = self.sources.iter_mut().find(|s| &*s.topic == topic) {
+            source.partition_time = source.partition_time.max(time);
+            self.core.stream_time = self.core.stream_time.max(time);
+        }
+    }
+
     /// The task's stores as interactive queries read them, by name.
     pub(crate) fn shared_stores(&self) -> &[(String, SharedStore)] {
         &self.shared
