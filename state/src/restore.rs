@@ -241,8 +241,10 @@ impl Restorer {
         loop {
             // The consumer's position is only asked for when the fetched data ran out (it may stop
             // short of a transaction marker): asking after every record cost more than the restore.
+            // A short poll: a changelog that ends with a marker returns no record at its end, and
+            // each idle poll is a wait before the position is asked again.
             let mut idle = false;
-            match self.consumer.poll(Duration::from_millis(100)) {
+            match self.consumer.poll(Duration::from_millis(10)) {
                 Some(Ok(msg)) => {
                     last_offset = msg.offset();
                     *position = (*position).max(msg.offset() + 1);

@@ -42,6 +42,7 @@ mod global_restore;
 mod http;
 mod metrics;
 mod partition_group;
+mod task_manager;
 mod thread;
 mod topics;
 

@@ -3,11 +3,12 @@
 //!
 //! The loop: poll a record, hand it to its task, run due punctuations, and commit every
 //! `commit.interval.ms`. Rebalance callbacks run inside `poll`: on revoke, the thread commits and
-//! closes the revoked tasks before the partitions move; on assign, it notes the partitions, and the
-//! loop creates (and restores) their tasks before it processes their records.
+//! its [`TaskManager`] closes the revoked tasks before the partitions move; on assign, the manager
+//! notes the partitions, and the loop has it create (and restore) their tasks before it processes
+//! their records.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use rdkafka::{ClientContext, Message};
 use rustc_hash::FxHashMap;
 
 use kstreams_state::rocksdb::RocksDbResources;
-use kstreams_state::{RestoreListener, Restorer, StoreContext, StoreOptions, TaskStateManager, ThreadCache};
+use kstreams_state::{RestoreListener, Restorer, StoreOptions, ThreadCache};
 
 use crate::error::{Result, StreamsError};
 use crate::header::{Header, Headers};
@@ -30,32 +31,21 @@ use crate::processor::node::ConsumedBytes;
 use crate::query::discovery;
 use crate::query::local::LocalStores;
 use crate::query::HostInfo;
-use crate::runtime::collector::{flush, KProducer, KafkaCollector, ProducerCtx};
+use crate::runtime::collector::{flush, KProducer, ProducerCtx};
 use crate::runtime::commit_metadata;
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
-use crate::runtime::partition_group::{Lag, PartitionGroup, Pending};
+use crate::runtime::partition_group::{Lag, Pending};
+use crate::runtime::task_manager::{TaskFactory, TaskManager};
 use crate::task::global::GlobalStores;
-use crate::task::{StreamTask, TaskId};
-use crate::topology::{SubTopology, Topology};
+use crate::task::TaskId;
+use crate::topology::Topology;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long to wait for a previous owner's transaction to complete before restoring its tasks: more
-/// than `transaction.timeout.ms`, after which the broker aborts it.
-const STABLE_OFFSETS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the application's threads share.
 pub(crate) struct ThreadShared {
     pub shutdown: AtomicBool,
-}
-
-struct TaskEntry {
-    task: StreamTask,
-    /// The task's stores' changelog offsets and checkpoint.
-    state: TaskStateManager,
-    /// Consumed records waiting to be processed in timestamp order, and the input positions to
-    /// commit.
-    inputs: PartitionGroup,
 }
 
 /// Records buffered per partition before the consumer pauses it (Kafka Streams'
@@ -76,31 +66,15 @@ const LATENCY_SAMPLE: u32 = 32;
 pub(crate) struct ThreadWork {
     index: usize,
     config: Arc<ValidConfig>,
-    topology: Arc<Topology>,
-    subs: Vec<SubTopology>,
-    /// Sub-topology reading each topic (full name); looked up for every record, hence Fx-hashed.
-    topic_to_sub: FxHashMap<String, u32>,
-    partitions: Arc<Mutex<HashMap<String, i32>>>,
     transactional_id: String,
     producer: Arc<KProducer>,
     producer_ctx: ProducerCtx,
-    /// Reads changelogs into stores before their tasks process.
-    restorer: Restorer,
-    /// The global stores, which every task reads.
-    global: Arc<GlobalStores>,
-    /// Where interactive queries find the tasks' stores.
-    local: Arc<LocalStores>,
-    store_options: StoreOptions,
-    metrics: StreamsMetrics,
-    /// The thread's name, as a metric label.
-    thread_name: String,
     /// This thread's metric series, looked up once rather than per record.
     process_latency: prometheus::Histogram,
     commit_latency: prometheus::Histogram,
     polls: prometheus::IntCounter,
-    active_tasks: prometheus::IntGauge,
-    tasks: BTreeMap<TaskId, TaskEntry>,
-    assigned: HashSet<(String, i32)>,
+    /// The thread's tasks: their creation, restoration and closing.
+    tasks: TaskManager,
     /// Partitions paused because their task has too many records buffered.
     paused: HashSet<(String, i32)>,
     /// The group has assigned partitions to this thread at least once.
@@ -109,9 +83,6 @@ pub(crate) struct ThreadWork {
     uncommitted: usize,
     /// Records processed, modulo 2³², for sampling the latency histogram.
     sampled: u32,
-    /// The assignment or the task set changed since [`ensure_tasks`](Self::ensure_tasks) last made
-    /// them agree.
-    tasks_stale: bool,
     /// An error raised inside a rebalance callback, reported by the loop.
     callback_error: Option<StreamsError>,
     /// Set while the group rebalances; the application is Running once no thread's flag is set.
@@ -204,12 +175,13 @@ impl ConsumerContext for RebalanceCtx {
         let Ok(mut work) = self.work.lock() else { return };
         match rebalance {
             Rebalance::Assign(list) => {
-                work.assigned = list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                let assigned: HashSet<(String, i32)> =
+                    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                tracing::info!(thread = work.index, partitions = assigned.len(), "partitions assigned");
+                work.tasks.assign(assigned);
                 // A new assignment starts unpaused.
                 work.paused.clear();
-                work.tasks_stale = true;
                 work.joined = true;
-                tracing::info!(thread = work.index, partitions = work.assigned.len(), "partitions assigned");
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(thread = work.index, error = %e, "rebalance error"),
@@ -223,7 +195,7 @@ fn is_eos(config: &ValidConfig) -> bool {
     config.guarantee == ProcessingGuarantee::ExactlyOnceV2
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -343,33 +315,34 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         .filter(|t| t.kind == crate::topology::InternalTopicKind::Repartition)
         .map(|t| format!("{}-{}", config.application_id, t.name))
         .collect();
-    let work = Arc::new(Mutex::new(ThreadWork {
+    let tasks = TaskManager::new(TaskFactory {
         index,
         config: config.clone(),
         topology,
         subs,
         topic_to_sub: topic_to_sub.clone(),
         partitions: Arc::new(Mutex::new(partitions)),
-        transactional_id,
-        producer,
-        producer_ctx,
         restorer,
         global: global.clone(),
         local: local.clone(),
         store_options,
         metrics: metrics.clone(),
+        thread_name: thread_name.clone(),
+    });
+    let work = Arc::new(Mutex::new(ThreadWork {
+        index,
+        config: config.clone(),
+        transactional_id,
+        producer,
+        producer_ctx,
         process_latency: metrics.process_latency.with_label_values(&[&thread_name]),
         commit_latency: metrics.commit_latency.with_label_values(&[&thread_name]),
         polls: metrics.poll.with_label_values(&[&thread_name]),
-        active_tasks: metrics.active_tasks.with_label_values(&[&thread_name]),
-        thread_name,
-        tasks: BTreeMap::new(),
-        assigned: HashSet::new(),
+        tasks,
         paused: HashSet::new(),
         joined: false,
         uncommitted: 0,
         sampled: 0,
-        tasks_stale: false,
         callback_error: None,
         rebalancing,
         last_commit: Instant::now(),
@@ -425,7 +398,8 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
                 if let Some(e) = w.callback_error.take() {
                     return Err(e);
                 }
-                w.ensure_tasks(&consumer)?;
+                let producer = w.producer.clone();
+                w.tasks.ensure_tasks(&consumer, &producer)?;
                 match message {
                     None => break,
                     Some(Ok(m)) => w.enqueue(&consumer, &m)?,
@@ -470,129 +444,10 @@ fn lock(work: &Arc<Mutex<ThreadWork>>) -> Result<std::sync::MutexGuard<'_, Threa
 }
 
 impl ThreadWork {
-    fn task_for(&self, topic: &str, partition: i32) -> Option<TaskId> {
-        self.topic_to_sub.get(topic).map(|&subtopology| TaskId { subtopology, partition })
-    }
-
-    /// Creates the tasks of assigned partitions that have none yet, restoring their stores.
-    ///
-    /// Under exactly-once the previous owner of a partition may have left a transaction in flight
-    /// (it was paused or killed while committing). Its changelog writes become readable only once
-    /// the transaction completes, so restoring before that would miss them while the input offsets
-    /// it commits move past their input. Fetching the committed offsets first, as read_committed
-    /// consumers do (KIP-447: the broker answers only once no transactional offset commit is
-    /// pending for the partitions), waits for that transaction, as Kafka Streams does.
-    fn ensure_tasks(&mut self, consumer: &KConsumer) -> Result<()> {
-        if !self.tasks_stale {
-            return Ok(());
-        }
-        let wanted: HashSet<TaskId> = self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
-        let new: HashSet<TaskId> = wanted.into_iter().filter(|id| !self.tasks.contains_key(id)).collect();
-        if new.is_empty() {
-            self.tasks_stale = false;
-            return Ok(());
-        }
-        // Where each new task's partitions start: their committed offsets (a task waits for an
-        // empty partition that is behind, and "behind" is measured from there until the consumer
-        // returns a record).
-        let mut inputs = TopicPartitionList::new();
-        for (topic, partition) in &self.assigned {
-            if self.task_for(topic, *partition).is_some_and(|id| new.contains(&id)) {
-                inputs.add_partition(topic, *partition);
-            }
-        }
-        for id in &new {
-            if let Some(sub) = self.subs.iter().find(|s| s.id == id.subtopology) {
-                self.local.restoring(&sub.stores, id.partition);
-            }
-        }
-        let committed = consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
-        for id in new {
-            let Some(sub) = self.subs.iter().find(|s| s.id == id.subtopology).cloned() else { continue };
-            let times: Vec<(String, i64)> = committed
-                .elements()
-                .iter()
-                .filter(|e| e.partition() == id.partition)
-                .filter_map(|e| commit_metadata::decode(e.metadata()).map(|t| (e.topic().to_string(), t)))
-                .collect();
-            let (mut task, state) = match self.create_task(&sub, id.partition, &times) {
-                Ok(created) => created,
-                Err(e) => {
-                    self.local.remove(&sub.stores, id.partition);
-                    return Err(e);
-                }
-            };
-            for (name, shared) in task.shared_stores() {
-                self.local.activate(name, id.partition, shared.clone());
-            }
-            task.set_metrics(self.metrics.task(&self.thread_name, &id.to_string()));
-            let mut inputs = PartitionGroup::new(
-                self.topic_to_sub
-                    .iter()
-                    .filter(|(_, sub)| **sub == id.subtopology)
-                    .map(|(topic, _)| (topic.clone(), id.partition)),
-            );
-            for e in committed.elements().iter().filter(|e| e.partition() == id.partition) {
-                if let Offset::Offset(o) = e.offset() {
-                    inputs.set_start(e.topic(), e.partition(), o);
-                }
-            }
-            self.tasks.insert(id, TaskEntry { task, state, inputs });
-            tracing::info!(thread = self.index, task = %id, "task created");
-        }
-        self.active_tasks.set(self.tasks.len() as i64);
-        self.tasks_stale = false;
-        Ok(())
-    }
-
-    /// Builds a task and opens its stores, each restored from its changelog.
-    /// `partition_times` are the partition times its committed offsets carried.
-    fn create_task(
-        &mut self,
-        sub: &SubTopology,
-        partition: i32,
-        partition_times: &[(String, i64)],
-    ) -> Result<(StreamTask, TaskStateManager)> {
-        let task_metrics = self.metrics.task(&self.thread_name, &TaskId { subtopology: sub.id, partition }.to_string());
-        let collector = KafkaCollector {
-            producer: self.producer.clone(),
-            partitions: self.partitions.clone(),
-            skip_failed: (self.config.production_handler == ExceptionHandler::LogAndContinue)
-                .then(|| task_metrics.dropped_records.clone()),
-        };
-        let record_timestamp = Arc::new(AtomicI64::new(0));
-        let id = TaskId { subtopology: sub.id, partition };
-        let ctx = StoreContext {
-            application_id: self.config.application_id.clone(),
-            task_dir: self.config.state_dir.join(&self.config.application_id).join(id.to_string()),
-            partition,
-            changelog: Some(Arc::new(collector.clone())),
-            record_timestamp: record_timestamp.clone(),
-        };
-        let mut state = TaskStateManager::new(&ctx.task_dir, partition, is_eos(&self.config))?;
-        let (restorer, options) = (&self.restorer, &self.store_options);
-        let app = self.config.application_id.clone();
-        let mut task = StreamTask::new(
-            &self.topology,
-            sub,
-            partition,
-            &app,
-            Box::new(collector),
-            record_timestamp,
-            &mut |spec| Ok(state.open(spec, &ctx, options, Some(restorer))?),
-            &self.global,
-        )?;
-        for (topic, time) in partition_times {
-            task.restore_partition_time(topic, *time);
-        }
-        task.init(now_ms())?;
-        Ok((task, state))
-    }
-
     /// Queues a consumed record with its task; pauses its partition when too much is buffered.
     fn enqueue(&mut self, consumer: &KConsumer, m: &BorrowedMessage<'_>) -> Result<()> {
         let (topic, partition) = (m.topic(), m.partition());
-        let Some(id) = self.task_for(topic, partition) else {
+        let Some(id) = self.tasks.task_for(topic, partition) else {
             return Err(StreamsError::IllegalState(format!("no sub-topology reads topic `{topic}`")));
         };
         let entry = self.tasks.get_mut(&id).ok_or_else(|| {
@@ -625,7 +480,7 @@ impl ThreadWork {
     /// resuming each task's paused partitions once they drained; returns whether a task has more
     /// ready records (so the next poll should not wait).
     fn process_ready(&mut self, consumer: &KConsumer) -> Result<bool> {
-        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        let ids: Vec<TaskId> = self.tasks.ids();
         let max_idle = self.config.max_task_idle;
         // One clock reading per round: it only matters to `max.task.idle.ms`, in milliseconds.
         let now = Instant::now();
@@ -666,7 +521,7 @@ impl ThreadWork {
             .paused
             .iter()
             .filter(|(t, p)| {
-                self.topic_to_sub.get(t.as_str()).is_some_and(|s| *s == task.subtopology)
+                self.tasks.subtopology_of(t).is_some_and(|s| s == task.subtopology)
                     && *p == task.partition
                     && entry.inputs.buffered(t, *p) < MAX_BUFFERED / 2
             })
@@ -849,7 +704,6 @@ impl ThreadWork {
     /// instances may already own them: nothing is committed, the open transaction is aborted, and the
     /// tasks close dirty (Kafka Streams' "task migrated").
     fn on_revoked(&mut self, consumer: &KConsumer, revoked: &[(String, i32)], lost: bool) -> Result<()> {
-        let revoked_tasks: HashSet<TaskId> = revoked.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
         if lost {
             tracing::warn!(thread = self.index, "partitions lost; closing tasks without committing");
             self.abandon_transaction()?;
@@ -865,15 +719,8 @@ impl ThreadWork {
                 }
                 Err(e) => return Err(e),
             }
-            for id in revoked_tasks {
-                if let Some(entry) = self.tasks.remove(&id) {
-                    close_task(&self.local, id, entry, true);
-                    tracing::info!(thread = self.index, task = %id, "task closed (revoked)");
-                }
-            }
         }
-        self.assigned.retain(|tp| !revoked.contains(tp));
-        self.tasks_stale = true;
+        self.tasks.revoke(revoked);
         Ok(())
     }
 
@@ -942,11 +789,7 @@ impl ThreadWork {
     /// Closes every task; `clean` after a successful commit (checkpoints are written), not after a
     /// failure (stores restore from their committed point on the next start).
     fn close_all(&mut self, clean: bool) {
-        for (id, entry) in std::mem::take(&mut self.tasks) {
-            close_task(&self.local, id, entry, clean);
-        }
-        self.active_tasks.set(0);
-        self.tasks_stale = true;
+        self.tasks.close_all(clean);
     }
 
     /// After a failure: abort the open transaction (its output is discarded) and drop the tasks
@@ -1003,21 +846,6 @@ fn partition_lag(consumer: &KConsumer, topic: &str, partition: i32, start: i64) 
 fn abort(producer: &KProducer) -> std::result::Result<(), KafkaError> {
     let _ = flush(producer, TXN_TIMEOUT);
     producer.abort_transaction(TXN_TIMEOUT)
-}
-
-/// Closes a task's processors and stores (queries stop finding them first); a clean close also
-/// writes its checkpoint.
-fn close_task(local: &LocalStores, id: TaskId, mut entry: TaskEntry, clean: bool) {
-    local.remove(entry.task.shared_stores().iter().map(|(name, _)| name), id.partition);
-    if let Err(e) = entry.task.close() {
-        tracing::warn!(task = %id, error = %e, "closing a task failed");
-        return;
-    }
-    if clean {
-        if let Err(e) = entry.state.close_clean() {
-            tracing::warn!(task = %id, error = %e, "writing the checkpoint of a closed task failed");
-        }
-    }
 }
 
 /// Writes the original record to the dead-letter topic with headers that say where it came from and

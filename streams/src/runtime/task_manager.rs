@@ -1,0 +1,284 @@
+//! A stream thread's tasks: which exist, their creation (with the restoration of their stores) and
+//! their closing, as Kafka Streams' `TaskManager`. The thread's loop polls, processes and commits;
+//! it tells the manager what the group assigned and revoked, and the manager makes the tasks agree.
+//!
+//! Interactive queries learn of every change here: a task's stores are `Restoring` while it is
+//! created and `Active` once it runs (see [`LocalStores`]), and gone before it closes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rustc_hash::FxHashMap;
+
+use kstreams_state::{Restorer, StoreContext, StoreOptions, TaskStateManager};
+
+use crate::error::Result;
+use crate::query::local::LocalStores;
+use crate::runtime::collector::{KProducer, KafkaCollector};
+use crate::runtime::commit_metadata;
+use crate::runtime::config::{ExceptionHandler, ProcessingGuarantee, ValidConfig};
+use crate::runtime::metrics::StreamsMetrics;
+use crate::runtime::partition_group::PartitionGroup;
+use crate::runtime::thread::KConsumer;
+use crate::task::global::GlobalStores;
+use crate::task::{StreamTask, TaskId};
+use crate::topology::{SubTopology, Topology};
+
+/// How long to wait for a previous owner's transaction to complete before restoring its tasks: more
+/// than `transaction.timeout.ms`, after which the broker aborts it.
+const STABLE_OFFSETS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One running task with what the thread keeps beside it.
+pub(crate) struct TaskEntry {
+    pub task: StreamTask,
+    /// The task's stores' changelog offsets and checkpoint.
+    pub state: TaskStateManager,
+    /// Consumed records waiting to be processed in timestamp order, and the input positions to
+    /// commit.
+    pub inputs: PartitionGroup,
+}
+
+/// What a task is built from.
+pub(crate) struct TaskFactory {
+    pub index: usize,
+    pub config: Arc<ValidConfig>,
+    pub topology: Arc<Topology>,
+    pub subs: Vec<SubTopology>,
+    /// Sub-topology reading each topic (full name); looked up for every record, hence Fx-hashed.
+    pub topic_to_sub: FxHashMap<String, u32>,
+    pub partitions: Arc<Mutex<HashMap<String, i32>>>,
+    /// Reads changelogs into stores before their tasks process.
+    pub restorer: Restorer,
+    /// The global stores, which every task reads.
+    pub global: Arc<GlobalStores>,
+    /// Where interactive queries find the tasks' stores.
+    pub local: Arc<LocalStores>,
+    pub store_options: StoreOptions,
+    pub metrics: StreamsMetrics,
+    /// The thread's name, as a metric label.
+    pub thread_name: String,
+}
+
+/// A stream thread's tasks.
+pub(crate) struct TaskManager {
+    factory: TaskFactory,
+    active_tasks: prometheus::IntGauge,
+    tasks: BTreeMap<TaskId, TaskEntry>,
+    /// The partitions the group assigned to the thread.
+    assigned: HashSet<(String, i32)>,
+    /// The assignment or the task set changed since [`ensure_tasks`](Self::ensure_tasks) last made
+    /// them agree.
+    stale: bool,
+}
+
+impl TaskManager {
+    pub fn new(factory: TaskFactory) -> Self {
+        let active_tasks = factory.metrics.active_tasks.with_label_values(&[&factory.thread_name]);
+        TaskManager { factory, active_tasks, tasks: BTreeMap::new(), assigned: HashSet::new(), stale: false }
+    }
+
+    /// The task that reads `topic`-`partition`.
+    pub fn task_for(&self, topic: &str, partition: i32) -> Option<TaskId> {
+        self.factory.topic_to_sub.get(topic).map(|&subtopology| TaskId { subtopology, partition })
+    }
+
+    /// The sub-topology that reads `topic`.
+    pub fn subtopology_of(&self, topic: &str) -> Option<u32> {
+        self.factory.topic_to_sub.get(topic).copied()
+    }
+
+    /// The group assigned these partitions (the whole assignment): their tasks are created by the
+    /// next [`ensure_tasks`](Self::ensure_tasks).
+    pub fn assign(&mut self, partitions: HashSet<(String, i32)>) {
+        self.assigned = partitions;
+        self.stale = true;
+    }
+
+    /// The group took these partitions away: their tasks close (after the thread committed).
+    pub fn revoke(&mut self, revoked: &[(String, i32)]) {
+        let ids: HashSet<TaskId> = revoked.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
+        for id in ids {
+            if let Some(entry) = self.tasks.remove(&id) {
+                close_task(&self.factory.local, id, entry, true);
+                tracing::info!(thread = self.factory.index, task = %id, "task closed (revoked)");
+            }
+        }
+        self.assigned.retain(|tp| !revoked.contains(tp));
+        self.active_tasks.set(self.tasks.len() as i64);
+        self.stale = true;
+    }
+
+    /// Closes every task; `clean` after a successful commit (checkpoints are written), not after a
+    /// failure (stores restore from their committed point on the next start).
+    pub fn close_all(&mut self, clean: bool) {
+        for (id, entry) in std::mem::take(&mut self.tasks) {
+            close_task(&self.factory.local, id, entry, clean);
+        }
+        self.active_tasks.set(0);
+        self.stale = true;
+    }
+
+    pub fn get(&self, id: &TaskId) -> Option<&TaskEntry> {
+        self.tasks.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut TaskEntry> {
+        self.tasks.get_mut(id)
+    }
+
+    pub fn ids(&self) -> Vec<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &TaskEntry> {
+        self.tasks.values()
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut TaskEntry> {
+        self.tasks.values_mut()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&TaskId, &mut TaskEntry)> {
+        self.tasks.iter_mut()
+    }
+
+    /// Creates the tasks of assigned partitions that have none yet, restoring their stores; their
+    /// sinks and changelogs write through `producer`.
+    ///
+    /// Under exactly-once the previous owner of a partition may have left a transaction in flight
+    /// (it was paused or killed while committing). Its changelog writes become readable only once
+    /// the transaction completes, so restoring before that would miss them while the input offsets
+    /// it commits move past their input. Fetching the committed offsets first, as read_committed
+    /// consumers do (KIP-447: the broker answers only once no transactional offset commit is
+    /// pending for the partitions), waits for that transaction, as Kafka Streams does. The committed
+    /// offsets also carry each partition's time, which the new task resumes.
+    pub fn ensure_tasks(&mut self, consumer: &KConsumer, producer: &Arc<KProducer>) -> Result<()> {
+        if !self.stale {
+            return Ok(());
+        }
+        let wanted: HashSet<TaskId> = self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
+        let new: HashSet<TaskId> = wanted.into_iter().filter(|id| !self.tasks.contains_key(id)).collect();
+        if new.is_empty() {
+            self.stale = false;
+            return Ok(());
+        }
+        // Where each new task's partitions start: their committed offsets (a task waits for an
+        // empty partition that is behind, and "behind" is measured from there until the consumer
+        // returns a record).
+        let mut inputs = TopicPartitionList::new();
+        for (topic, partition) in &self.assigned {
+            if self.task_for(topic, *partition).is_some_and(|id| new.contains(&id)) {
+                inputs.add_partition(topic, *partition);
+            }
+        }
+        let f = &self.factory;
+        for id in &new {
+            if let Some(sub) = f.subs.iter().find(|s| s.id == id.subtopology) {
+                f.local.restoring(&sub.stores, id.partition);
+            }
+        }
+        let committed = consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
+        for id in new {
+            let Some(sub) = f.subs.iter().find(|s| s.id == id.subtopology) else { continue };
+            let times: Vec<(String, i64)> = committed
+                .elements()
+                .iter()
+                .filter(|e| e.partition() == id.partition)
+                .filter_map(|e| commit_metadata::decode(e.metadata()).map(|t| (e.topic().to_string(), t)))
+                .collect();
+            let (mut task, state) = match f.create_task(sub, id.partition, &times, producer) {
+                Ok(created) => created,
+                Err(e) => {
+                    f.local.remove(&sub.stores, id.partition);
+                    return Err(e);
+                }
+            };
+            for (name, shared) in task.shared_stores() {
+                f.local.activate(name, id.partition, shared.clone());
+            }
+            task.set_metrics(f.metrics.task(&f.thread_name, &id.to_string()));
+            let mut inputs = PartitionGroup::new(
+                f.topic_to_sub
+                    .iter()
+                    .filter(|(_, sub)| **sub == id.subtopology)
+                    .map(|(topic, _)| (topic.clone(), id.partition)),
+            );
+            for e in committed.elements().iter().filter(|e| e.partition() == id.partition) {
+                if let Offset::Offset(o) = e.offset() {
+                    inputs.set_start(e.topic(), e.partition(), o);
+                }
+            }
+            self.tasks.insert(id, TaskEntry { task, state, inputs });
+            tracing::info!(thread = f.index, task = %id, "task created");
+        }
+        self.active_tasks.set(self.tasks.len() as i64);
+        self.stale = false;
+        Ok(())
+    }
+}
+
+impl TaskFactory {
+    /// Builds a task and opens its stores, each restored from its changelog; `partition_times` are
+    /// the partition times its committed offsets carried.
+    fn create_task(
+        &self,
+        sub: &SubTopology,
+        partition: i32,
+        partition_times: &[(String, i64)],
+        producer: &Arc<KProducer>,
+    ) -> Result<(StreamTask, TaskStateManager)> {
+        let id = TaskId { subtopology: sub.id, partition };
+        let task_metrics = self.metrics.task(&self.thread_name, &id.to_string());
+        let collector = KafkaCollector {
+            producer: producer.clone(),
+            partitions: self.partitions.clone(),
+            skip_failed: (self.config.production_handler == ExceptionHandler::LogAndContinue)
+                .then(|| task_metrics.dropped_records.clone()),
+        };
+        let record_timestamp = Arc::new(AtomicI64::new(0));
+        let ctx = StoreContext {
+            application_id: self.config.application_id.clone(),
+            task_dir: self.config.state_dir.join(&self.config.application_id).join(id.to_string()),
+            partition,
+            changelog: Some(Arc::new(collector.clone())),
+            record_timestamp: record_timestamp.clone(),
+        };
+        let eos = self.config.guarantee == ProcessingGuarantee::ExactlyOnceV2;
+        let mut state = TaskStateManager::new(&ctx.task_dir, partition, eos)?;
+        let (restorer, options) = (&self.restorer, &self.store_options);
+        let mut task = StreamTask::new(
+            &self.topology,
+            sub,
+            partition,
+            &self.config.application_id,
+            Box::new(collector),
+            record_timestamp,
+            &mut |spec| Ok(state.open(spec, &ctx, options, Some(restorer))?),
+            &self.global,
+        )?;
+        for (topic, time) in partition_times {
+            task.restore_partition_time(topic, *time);
+        }
+        task.init(crate::runtime::thread::now_ms())?;
+        Ok((task, state))
+    }
+}
+
+/// Closes a task's processors and stores (queries stop finding them first); a clean close also
+/// writes its checkpoint.
+fn close_task(local: &LocalStores, id: TaskId, mut entry: TaskEntry, clean: bool) {
+    local.remove(entry.task.shared_stores().iter().map(|(name, _)| name), id.partition);
+    if let Err(e) = entry.task.close() {
+        tracing::warn!(task = %id, error = %e, "closing a task failed");
+        return;
+    }
+    if clean {
+        if let Err(e) = entry.state.close_clean() {
+            tracing::warn!(task = %id, error = %e, "writing the checkpoint of a closed task failed");
+        }
+    }
+}
