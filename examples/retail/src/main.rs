@@ -44,7 +44,7 @@ struct Args {
     metrics: String,
     /// `app`: this instance's `application.server` (host:port): its HTTP server answers queries
     /// there (`/stores/<store>/keys/<key>`) for every instance, and serves `/metrics`.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", global = true)]
     server: Option<String>,
     /// Application instances to run side by side (in this process).
     #[arg(long, default_value_t = 1)]
