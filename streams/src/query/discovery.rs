@@ -1,33 +1,28 @@
-//! Which instance hosts which partition: read from the consumer group itself.
+//! Which instance hosts which task: the group's members, read from the group coordinator, and the
+//! placement they imply.
 //!
-//! # How instances learn the assignment (the decision)
+//! Each stream thread's consumer carries its instance's process id, its thread index and its
+//! `application.server` at the end of its `client.id` (`…#<process>#<thread>@host:port`). The
+//! classic protocol's DescribeGroups request (`rd_kafka_list_groups`) returns every member's client
+//! id, so one request gives the members, and [`assignor::place`] the tasks each one runs, active and
+//! standby: the same computation the stream threads make when a rebalance ends (see
+//! [`assignor`](crate::runtime::assignor) for why the assignment is made this way).
 //!
-//! Kafka Streams puts each instance's `application.server` and the whole task assignment into the
-//! user data of its group protocol, through its own partition assignor. librdkafka has no custom
-//! assignor, so kstreams asks the group coordinator instead, with the classic protocol's
-//! DescribeGroups request (`rd_kafka_list_groups`): it returns every member's client id and the
-//! partitions the group leader assigned to it. Each stream thread's consumer carries its instance's
-//! endpoint at the end of its `client.id` (`…@host:port`), so the answer maps partitions to endpoints
-//! directly, with no extra topic to write, keep compact and read.
-//!
-//! - The broker's answer is the assignment in force: it cannot disagree with what the members hold
-//!   once the group is `Stable`. While the group rebalances (`PreparingRebalance`,
-//!   `CompletingRebalance`) metadata requests fail with a retryable error.
+//! - While the group rebalances (`PreparingRebalance`, `CompletingRebalance`) metadata requests fail
+//!   with a retryable error.
 //! - It costs one request to the coordinator, cached for [`MAX_AGE`]; a query that reaches an
 //!   instance which no longer holds the partition gets a retryable error there (the instance checks
 //!   its own tasks), never another partition's data.
-//! - Not chosen: the streams group protocol (KIP-1071), which would also give standby and warm-up
-//!   placement, needs a second Kafka client beside librdkafka for the group (no well-kept Rust crate
-//!   speaks it yet); a compacted topic of endpoints would duplicate what the coordinator knows and
-//!   lag behind it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::error::{Result, StreamsError};
 use crate::query::HostInfo;
+use crate::runtime::assignor::{self, Placement, TaskLayout, ThreadMember};
 
 /// How long a group description is reused.
 pub(crate) const MAX_AGE: Duration = Duration::from_millis(500);
@@ -35,64 +30,95 @@ pub(crate) const MAX_AGE: Duration = Duration::from_millis(500);
 /// What separates a consumer's own client id from its instance's endpoint.
 const ENDPOINT_MARK: char = '@';
 
-/// The `client.id` of a stream thread's consumer, carrying its instance's endpoint.
-pub(crate) fn client_id(base: &str, endpoint: Option<&HostInfo>) -> String {
+/// What separates the parts of a member's identity in its client id.
+const MEMBER_MARK: char = '#';
+
+/// The `client.id` of a stream thread's consumer, carrying its instance's process id, the thread's
+/// index and the instance's endpoint.
+pub(crate) fn client_id(base: &str, process: &str, thread: usize, endpoint: Option<&HostInfo>) -> String {
+    let id = format!("{base}{MEMBER_MARK}{process}{MEMBER_MARK}{thread}");
     match endpoint {
-        Some(e) => format!("{base}{ENDPOINT_MARK}{}:{}", e.host, e.port),
-        None => base.to_string(),
+        Some(e) => format!("{id}{ENDPOINT_MARK}{}:{}", e.host, e.port),
+        None => id,
     }
 }
 
-/// The endpoint at the end of a member's client id, if it carries one.
-fn endpoint_of(client_id: &str) -> Option<HostInfo> {
-    let (_, endpoint) = client_id.rsplit_once(ENDPOINT_MARK)?;
-    HostInfo::parse(endpoint).ok()
-}
-
-/// One member of the group, as the coordinator describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Member {
-    /// Its instance's `application.server`, when set.
-    pub endpoint: Option<HostInfo>,
-    /// The partitions assigned to it.
-    pub partitions: Vec<(String, i32)>,
+/// The stream thread a member's client id names, if it is one.
+fn member_of(client_id: &str) -> Option<ThreadMember> {
+    let (rest, endpoint) = match client_id.rsplit_once(ENDPOINT_MARK) {
+        Some((rest, e)) => (rest, Some(HostInfo::parse(e).ok()?)),
+        None => (client_id, None),
+    };
+    let mut parts = rest.rsplitn(3, MEMBER_MARK);
+    let thread = parts.next()?.parse().ok()?;
+    let process = parts.next()?.to_string();
+    parts.next()?;
+    Some(ThreadMember { process, thread, endpoint })
 }
 
 /// The group as the coordinator described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GroupView {
-    /// The group's state is `Stable`: the assignment is in force.
+    /// The group's state is `Stable`: its members are those of the generation in force.
     pub stable: bool,
     /// The group's state, as the coordinator names it.
     pub state: String,
-    pub members: Vec<Member>,
+    /// Its members that are stream threads.
+    pub members: Vec<ThreadMember>,
 }
 
-impl GroupView {
-    /// The endpoint of the member that owns `topic`-`partition`.
-    pub fn owner(&self, topic: &str, partition: i32) -> Option<&Member> {
-        self.members.iter().find(|m| m.partitions.iter().any(|(t, p)| t == topic && *p == partition))
+/// Asks the group coordinator for the group's members.
+pub(crate) fn describe<C: ClientContext>(client: &Client<C>, group: &str) -> Result<GroupView> {
+    let list = client.fetch_group_list(Some(group), Duration::from_secs(5))?;
+    let Some(found) = list.groups().iter().find(|g| g.name() == group) else {
+        return Err(StreamsError::IllegalState(format!("the coordinator does not know group `{group}`")));
+    };
+    let mut members: Vec<ThreadMember> = found.members().iter().filter_map(|m| member_of(m.client_id())).collect();
+    members.sort();
+    Ok(GroupView { stable: found.state() == "Stable", state: found.state().to_string(), members })
+}
+
+/// Where the group's tasks run, as of one description of the group.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupAssignment {
+    /// The group is `Stable`: the placement is in force.
+    pub stable: bool,
+    pub state: String,
+    pub placement: Placement,
+    pub layout: Arc<TaskLayout>,
+}
+
+impl GroupAssignment {
+    /// The member running the task that reads `topic`-`partition`, and those holding its standbys.
+    pub fn hosts(&self, topic: &str, partition: i32) -> Option<(&ThreadMember, &[ThreadMember])> {
+        let task = self.layout.task_of(topic, partition)?;
+        let active = self.placement.active.get(&task)?;
+        let standbys = self.placement.standby.get(&task).map(Vec::as_slice).unwrap_or(&[]);
+        Some((active, standbys))
     }
 }
 
-/// Asks the group coordinator for the group's members and assignment.
+/// Describes the group for queries, and caches the answer.
 pub(crate) struct Discovery {
     client: BaseConsumer,
     group: String,
-    cached: Mutex<Option<(Instant, Arc<GroupView>)>>,
+    layout: Arc<TaskLayout>,
+    standbys: usize,
+    cached: Mutex<Option<(Instant, Arc<GroupAssignment>)>>,
 }
 
 impl Discovery {
-    /// A client that only sends metadata requests (it joins no group).
-    pub fn new(mut config: rdkafka::ClientConfig, group: &str) -> Result<Self> {
+    /// A client that only sends metadata requests (it joins no group); `standbys` is
+    /// `num.standby.replicas`.
+    pub fn new(mut config: rdkafka::ClientConfig, group: &str, layout: Arc<TaskLayout>, standbys: usize) -> Result<Self> {
         config.remove("group.id");
         config.remove("group.instance.id");
         let client: BaseConsumer = config.create()?;
-        Ok(Discovery { client, group: group.to_string(), cached: Mutex::new(None) })
+        Ok(Discovery { client, group: group.to_string(), layout, standbys, cached: Mutex::new(None) })
     }
 
-    /// The group, described at most [`MAX_AGE`] ago.
-    pub fn view(&self) -> Result<Arc<GroupView>> {
+    /// The group's assignment, computed at most [`MAX_AGE`] ago.
+    pub fn view(&self) -> Result<Arc<GroupAssignment>> {
         if let Ok(cached) = self.cached.lock() {
             if let Some((at, view)) = cached.as_ref() {
                 if at.elapsed() < MAX_AGE {
@@ -100,21 +126,10 @@ impl Discovery {
                 }
             }
         }
-        let list = self.client.client().fetch_group_list(Some(&self.group), Duration::from_secs(5))?;
-        let Some(group) = list.groups().iter().find(|g| g.name() == self.group) else {
-            return Err(StreamsError::IllegalState(format!("the coordinator does not know group `{}`", self.group)));
-        };
-        let mut members = Vec::new();
-        for m in group.members() {
-            let partitions = match m.assignment() {
-                Some(bytes) if !bytes.is_empty() => parse_assignment(bytes).map_err(|e| {
-                    StreamsError::IllegalState(format!("cannot read the assignment of group member {}: {e}", m.id()))
-                })?,
-                _ => Vec::new(),
-            };
-            members.push(Member { endpoint: endpoint_of(m.client_id()), partitions });
-        }
-        let view = Arc::new(GroupView { stable: group.state() == "Stable", state: group.state().to_string(), members });
+        let group = describe(self.client.client(), &self.group)?;
+        let placement = assignor::place(&self.layout, &group.members, self.standbys);
+        let view =
+            Arc::new(GroupAssignment { stable: group.stable, state: group.state, placement, layout: self.layout.clone() });
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((Instant::now(), view.clone()));
         }
@@ -129,91 +144,22 @@ impl Discovery {
     }
 }
 
-/// Reads a classic consumer protocol assignment (any version): `int16 version`, an array of
-/// `(string topic, array of int32 partition)`, then user data, which is ignored.
-fn parse_assignment(bytes: &[u8]) -> std::result::Result<Vec<(String, i32)>, String> {
-    let mut r = Reader { bytes, at: 0 };
-    let _version = r.i16()?;
-    let topics = r.i32()?;
-    let mut out = Vec::new();
-    for _ in 0..topics.max(0) {
-        let len = r.i16()?;
-        let topic = String::from_utf8(r.take(usize::try_from(len).map_err(|_| "negative topic length")?)?.to_vec())
-            .map_err(|_| "topic name is not UTF-8")?;
-        let partitions = r.i32()?;
-        for _ in 0..partitions.max(0) {
-            out.push((topic.clone(), r.i32()?));
-        }
-    }
-    Ok(out)
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("truncated assignment")?;
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-    fn i16(&mut self) -> std::result::Result<i16, String> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> std::result::Result<i32, String> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn assignment(version: i16, topics: &[(&str, &[i32])], user_data: Option<&[u8]>) -> Vec<u8> {
-        let mut b = version.to_be_bytes().to_vec();
-        b.extend((topics.len() as i32).to_be_bytes());
-        for (t, ps) in topics {
-            b.extend((t.len() as i16).to_be_bytes());
-            b.extend(t.as_bytes());
-            b.extend((ps.len() as i32).to_be_bytes());
-            for p in *ps {
-                b.extend(p.to_be_bytes());
-            }
-        }
-        match user_data {
-            Some(d) => {
-                b.extend((d.len() as i32).to_be_bytes());
-                b.extend(d);
-            }
-            None => b.extend((-1i32).to_be_bytes()),
-        }
-        b
-    }
-
     #[test]
-    fn reads_assignments_of_every_version() {
-        let bytes = assignment(0, &[("in", &[0, 2]), ("app-rep", &[1])], None);
-        assert_eq!(
-            parse_assignment(&bytes).unwrap(),
-            vec![("in".to_string(), 0), ("in".to_string(), 2), ("app-rep".to_string(), 1)]
-        );
-        let bytes = assignment(3, &[("in", &[5])], Some(b"xyz"));
-        assert_eq!(parse_assignment(&bytes).unwrap(), vec![("in".to_string(), 5)]);
-        assert!(parse_assignment(&bytes[..7]).is_err(), "a truncated assignment is an error, not a panic");
-    }
-
-    #[test]
-    fn endpoints_ride_at_the_end_of_the_client_id() {
+    fn a_member_rides_at_the_end_of_the_client_id() {
         let host = HostInfo::new("10.0.0.7", 7070);
-        let id = client_id("app-1f-StreamThread-1", Some(&host));
-        assert_eq!(id, "app-1f-StreamThread-1@10.0.0.7:7070");
-        assert_eq!(endpoint_of(&id), Some(host));
-        assert_eq!(endpoint_of("app-1f-StreamThread-1"), None);
-        assert_eq!(client_id("plain", None), "plain");
+        let id = client_id("app-1f-StreamThread-1-consumer", "1f-2a", 0, Some(&host));
+        assert_eq!(id, "app-1f-StreamThread-1-consumer#1f-2a#0@10.0.0.7:7070");
+        assert_eq!(
+            member_of(&id),
+            Some(ThreadMember { process: "1f-2a".into(), thread: 0, endpoint: Some(host) })
+        );
+        let id = client_id("mine", "p", 3, None);
+        assert_eq!(member_of(&id), Some(ThreadMember { process: "p".into(), thread: 3, endpoint: None }));
+        assert_eq!(member_of("rdkafka"), None, "a consumer that is not a stream thread");
+        assert_eq!(member_of("a#b@not-an-endpoint"), None);
     }
 }

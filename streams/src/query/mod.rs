@@ -205,15 +205,17 @@ impl QueryContext {
         if !view.stable {
             return Err(unavailable(store, &format!("the group is rebalancing ({})", view.state), true));
         }
-        let owner = info.source_topics.iter().find_map(|t| view.owner(t, partition));
-        match owner.and_then(|m| m.endpoint.clone()) {
-            Some(active_host) => Ok(KeyQueryMetadata { active_host, standby_hosts: Vec::new(), partition }),
-            None if owner.is_some() => Err(unavailable(
+        let Some((active, standbys)) = info.source_topics.iter().find_map(|t| view.hosts(t, partition)) else {
+            return Err(unavailable(store, &format!("no instance owns partition {partition} right now"), true));
+        };
+        let standby_hosts = standbys.iter().filter_map(|m| m.endpoint.clone()).collect();
+        match active.endpoint.clone() {
+            Some(active_host) => Ok(KeyQueryMetadata { active_host, standby_hosts, partition }),
+            None => Err(unavailable(
                 store,
                 &format!("partition {partition} is owned by an instance without `application.server`"),
                 false,
             )),
-            None => Err(unavailable(store, &format!("no instance owns partition {partition} right now"), true)),
         }
     }
 
@@ -225,14 +227,14 @@ impl QueryContext {
             return Err(unavailable("*", &format!("the group is rebalancing ({})", view.state), true));
         }
         let mut by_host: std::collections::BTreeMap<HostInfo, StreamsMetadata> = Default::default();
-        for member in &view.members {
+        for (task, member) in &view.placement.active {
             let Some(host) = &member.endpoint else { continue };
             let entry = by_host.entry(host.clone()).or_insert_with(|| StreamsMetadata {
                 host_info: host.clone(),
                 state_store_names: BTreeSet::new(),
                 topic_partitions: BTreeSet::new(),
             });
-            for (topic, partition) in &member.partitions {
+            for (topic, partition) in view.layout.tasks.get(task).into_iter().flatten() {
                 entry.topic_partitions.insert((topic.clone(), *partition));
                 for (name, info) in &self.stores {
                     if info.source_topics.contains(topic) {

@@ -119,6 +119,9 @@ pub struct ValidConfig {
     pub guarantee: ProcessingGuarantee,
     /// `num.stream.threads`.
     pub num_stream_threads: usize,
+    /// `num.standby.replicas`: warm copies of each stateful task's stores kept on other instances
+    /// (default 0).
+    pub num_standby_replicas: usize,
     /// `commit.interval.ms` (30 s at least once, 100 ms exactly once, by default).
     pub commit_interval: Duration,
     /// `state.dir`.
@@ -167,6 +170,7 @@ const KNOWN: &[&str] = &[
     "bootstrap.servers",
     "processing.guarantee",
     "num.stream.threads",
+    "num.standby.replicas",
     "commit.interval.ms",
     "state.dir",
     "replication.factor",
@@ -246,6 +250,7 @@ impl StreamsConfig {
         if num_stream_threads == 0 {
             return Err(StreamsError::config("num.stream.threads", "must be at least 1"));
         }
+        let num_standby_replicas: usize = self.parse("num.standby.replicas", 0, "a whole number (0 or more)")?;
         let commit_ms: u64 = self.parse("commit.interval.ms", default_commit, "a number of milliseconds")?;
         let state_dir = PathBuf::from(self.get("state.dir").unwrap_or("/tmp/kstreams"));
         let replication_factor: i32 = self.parse("replication.factor", -1, "a whole number")?;
@@ -334,6 +339,7 @@ impl StreamsConfig {
             bootstrap_servers,
             guarantee,
             num_stream_threads,
+            num_standby_replicas,
             commit_interval: Duration::from_millis(commit_ms),
             state_dir,
             replication_factor,

@@ -9,6 +9,7 @@
 //! | `kstreams_commit_latency_seconds` (histogram; `_count` rate = commit rate) | `commit-latency-avg/max` | `thread` |
 //! | `kstreams_poll_total` | `poll-total` | `thread` |
 //! | `kstreams_active_tasks` | `active-tasks` (client level: the task count) | `thread` |
+//! | `kstreams_standby_tasks` | `standby-tasks` | `thread` |
 //! | `kstreams_records_lag` | `records-lag` (from librdkafka's statistics) | `topic`, `partition` |
 //! | `kstreams_restore_remaining_records` | `restore-remaining-records-total` | `store`, `partition` |
 //! | `kstreams_state` | `state` (0 created, 1 rebalancing, 2 running, 3 pending shutdown, 4 not running, 5 error) | |
@@ -42,6 +43,7 @@ pub(crate) struct StreamsMetrics {
     pub commit_latency: HistogramVec,
     pub poll: IntCounterVec,
     pub active_tasks: IntGaugeVec,
+    pub standby_tasks: IntGaugeVec,
     pub records_lag: IntGaugeVec,
     pub restore_remaining: IntGaugeVec,
     pub state: IntGauge,
@@ -79,6 +81,7 @@ impl StreamsMetrics {
             histogram("kstreams_commit_latency_seconds", "Time to commit (producer, stores, offsets).")?;
         let poll = counter("kstreams_poll_total", "Consumer polls.", &["thread"])?;
         let active_tasks = gauge("kstreams_active_tasks", "Tasks running on the thread.", &["thread"])?;
+        let standby_tasks = gauge("kstreams_standby_tasks", "Standby tasks kept warm by the thread.", &["thread"])?;
         let records_lag = gauge(
             "kstreams_records_lag",
             "Consumer lag per input partition (librdkafka statistics).",
@@ -101,6 +104,7 @@ impl StreamsMetrics {
             commit_latency,
             poll,
             active_tasks,
+            standby_tasks,
             records_lag,
             restore_remaining,
             state,

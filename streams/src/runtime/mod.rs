@@ -34,6 +34,7 @@
 //! # Ok::<(), kstreams_streams::StreamsError>(())
 //! ```
 
+pub(crate) mod assignor;
 mod collector;
 mod commit_metadata;
 mod config;
@@ -42,6 +43,7 @@ mod global_restore;
 mod http;
 mod metrics;
 mod partition_group;
+mod standby;
 mod task_manager;
 mod thread;
 mod topics;
@@ -58,6 +60,7 @@ use kstreams_state::{RestoreListener, StateDirectory};
 
 use crate::error::{Result, StreamsError};
 use crate::query::discovery::Discovery;
+use crate::runtime::assignor::TaskLayout;
 use crate::query::local::LocalStores;
 use crate::query::{
     key_bytes, KeyQueryMetadata, QueryContext, QueryableStoreType, StoreInfo, StoreQueryParameters, StreamsMetadata,
@@ -323,7 +326,8 @@ impl KafkaStreams {
         let partitions = topics::prepare(&self.topology, &self.config)?;
         let process_id = process_id(&self.config)?;
         self.state_dir = Some(state_dir);
-        let query = Arc::new(self.query_context(&partitions)?);
+        let layout = Arc::new(self.task_layout(&partitions));
+        let query = Arc::new(self.query_context(&partitions, layout.clone())?);
         self.query = Some(query.clone());
         let address = match (&self.config.metrics_http_address, &self.config.application_server) {
             (Some(address), _) => Some((address.clone(), "metrics.http.address")),
@@ -350,6 +354,7 @@ impl KafkaStreams {
             let spawn = ThreadSpec {
                 index,
                 process_id: process_id.clone(),
+                layout: layout.clone(),
                 config: self.config.clone(),
                 topology: self.topology.clone(),
                 partitions: partitions.clone(),
@@ -460,6 +465,16 @@ impl KafkaStreams {
         Ok(())
     }
 
+    /// Every task of the topology with its input partitions, for the placement.
+    fn task_layout(&self, partitions: &HashMap<String, i32>) -> TaskLayout {
+        let internal: std::collections::HashSet<String> =
+            self.topology.internal_topics().into_iter().map(|t| t.name).collect();
+        let app = &self.config.application_id;
+        let full = |t: &str| if internal.contains(t) { format!("{app}-{t}") } else { t.to_string() };
+        let topology = &self.topology;
+        TaskLayout::new(&topology.subtopologies(), full, partitions, |sub| standby::has_standby_stores(topology, sub))
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &ValidConfig {
         &self.config
@@ -467,7 +482,7 @@ impl KafkaStreams {
 
     /// What queries need: every store of the topology's tasks with its partitions and serdes, the
     /// local copies, and (with `application.server`) the group's assignment.
-    fn query_context(&self, partitions: &HashMap<String, i32>) -> Result<QueryContext> {
+    fn query_context(&self, partitions: &HashMap<String, i32>, layout: Arc<TaskLayout>) -> Result<QueryContext> {
         let internal: std::collections::HashSet<String> =
             self.topology.internal_topics().into_iter().map(|t| t.name).collect();
         let app = &self.config.application_id;
@@ -504,7 +519,12 @@ impl KafkaStreams {
             stores.insert(def.name().to_string(), info);
         }
         let discovery = match &self.config.application_server {
-            Some(_) => Some(Discovery::new(self.config.client_config("consumer."), app)?),
+            Some(_) => Some(Discovery::new(
+                self.config.client_config("consumer."),
+                app,
+                layout,
+                self.config.num_standby_replicas,
+            )?),
             None => None,
         };
         let shared = self.shared.clone();

@@ -67,6 +67,8 @@ struct Queue {
     /// Where consumption started (the committed offset), -1 if unknown: the consumer's position
     /// before it returns a record.
     start: i64,
+    /// The offset after the last record queued: where fetching resumes after a rebalance.
+    fetched: Option<i64>,
     /// Empty and caught up: the task may go on without it from then on.
     idle_deadline: Option<Instant>,
     /// Empty and behind (or of unknown lag) since then.
@@ -81,6 +83,7 @@ impl Queue {
             records: VecDeque::new(),
             next_offset: None,
             start: -1,
+            fetched: None,
             idle_deadline: None,
             waiting_since: None,
         }
@@ -122,6 +125,7 @@ impl PartitionGroup {
             }
         };
         let queue = &mut self.queues[i];
+        queue.fetched = Some(c.offset + 1);
         queue.records.push_back(Pending {
             topic: queue.topic.clone(),
             partition: c.partition,
@@ -132,6 +136,12 @@ impl PartitionGroup {
             headers: c.headers,
         });
         queue.records.len()
+    }
+
+    /// Where fetching `topic`/`partition` resumes: after the last record queued, if any was (the
+    /// queued ones are processed, not fetched again).
+    pub(crate) fn fetch_position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.position(topic, partition).and_then(|i| self.queues[i].fetched)
     }
 
     /// Records buffered in `topic`/`partition`.

@@ -2,10 +2,14 @@
 //! their closing, as Kafka Streams' `TaskManager`. The thread's loop polls, processes and commits;
 //! it tells the manager what the group assigned and revoked, and the manager makes the tasks agree.
 //!
+//! The manager also holds the thread's standby tasks ([`Standbys`]): warm copies of stores whose
+//! active task runs elsewhere. A standby closes (with its checkpoint) before its task becomes active
+//! here, so the active task only restores the changelog tail.
+//!
 //! Interactive queries learn of every change here: a task's stores are `Restoring` while it is
 //! created and `Active` once it runs (see [`LocalStores`]), and gone before it closes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +27,7 @@ use crate::runtime::commit_metadata;
 use crate::runtime::config::{ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::StreamsMetrics;
 use crate::runtime::partition_group::PartitionGroup;
+use crate::runtime::standby::Standbys;
 use crate::runtime::thread::KConsumer;
 use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
@@ -67,18 +72,32 @@ pub(crate) struct TaskFactory {
 pub(crate) struct TaskManager {
     factory: TaskFactory,
     active_tasks: prometheus::IntGauge,
+    standby_tasks: prometheus::IntGauge,
     tasks: BTreeMap<TaskId, TaskEntry>,
     /// The partitions the group assigned to the thread.
     assigned: HashSet<(String, i32)>,
+    /// The thread's standby tasks, and those the placement wants.
+    standbys: Standbys,
+    standby_wanted: BTreeSet<TaskId>,
     /// The assignment or the task set changed since [`ensure_tasks`](Self::ensure_tasks) last made
     /// them agree.
     stale: bool,
 }
 
 impl TaskManager {
-    pub fn new(factory: TaskFactory) -> Self {
+    pub fn new(factory: TaskFactory, standbys: Standbys) -> Self {
         let active_tasks = factory.metrics.active_tasks.with_label_values(&[&factory.thread_name]);
-        TaskManager { factory, active_tasks, tasks: BTreeMap::new(), assigned: HashSet::new(), stale: false }
+        let standby_tasks = factory.metrics.standby_tasks.with_label_values(&[&factory.thread_name]);
+        TaskManager {
+            factory,
+            active_tasks,
+            standby_tasks,
+            tasks: BTreeMap::new(),
+            assigned: HashSet::new(),
+            standbys,
+            standby_wanted: BTreeSet::new(),
+            stale: false,
+        }
     }
 
     /// The task that reads `topic`-`partition`.
@@ -91,25 +110,57 @@ impl TaskManager {
         self.factory.topic_to_sub.get(topic).copied()
     }
 
-    /// The group assigned these partitions (the whole assignment): their tasks are created by the
-    /// next [`ensure_tasks`](Self::ensure_tasks).
-    pub fn assign(&mut self, partitions: HashSet<(String, i32)>) {
+    /// The thread's new assignment: these input partitions, and standby copies of these tasks.
+    /// Running tasks that are no longer assigned close now (cleanly: the thread committed when the
+    /// rebalance began); tasks that stay keep running with their stores open. New tasks are created
+    /// by the next [`ensure_tasks`](Self::ensure_tasks).
+    pub fn assign(&mut self, partitions: HashSet<(String, i32)>, standby: BTreeSet<TaskId>) {
+        let wanted: HashSet<TaskId> = partitions.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
+        let gone: Vec<TaskId> = self.tasks.keys().filter(|id| !wanted.contains(id)).copied().collect();
+        for id in gone {
+            if let Some(entry) = self.tasks.remove(&id) {
+                close_task(&self.factory.local, id, entry, true);
+                tracing::info!(thread = self.factory.index, task = %id, "task closed (moved away)");
+            }
+        }
+        let kept = self.tasks.len();
+        tracing::info!(thread = self.factory.index, kept, active = wanted.len(), standby = standby.len(), "assignment");
         self.assigned = partitions;
+        self.standby_wanted = standby;
+        self.active_tasks.set(self.tasks.len() as i64);
         self.stale = true;
     }
 
-    /// The group took these partitions away: their tasks close (after the thread committed).
-    pub fn revoke(&mut self, revoked: &[(String, i32)]) {
-        let ids: HashSet<TaskId> = revoked.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
-        for id in ids {
-            if let Some(entry) = self.tasks.remove(&id) {
-                close_task(&self.factory.local, id, entry, true);
-                tracing::info!(thread = self.factory.index, task = %id, "task closed (revoked)");
-            }
+    /// Where the consumer resumes each assigned partition: a running task's partition after the
+    /// last record it buffered (what it fetched but has not processed stays queued), others at their
+    /// committed offset.
+    pub fn positions(&self) -> Result<TopicPartitionList> {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in &self.assigned {
+            let position = self
+                .task_for(topic, *partition)
+                .and_then(|id| self.tasks.get(&id))
+                .and_then(|entry| entry.inputs.fetch_position(topic, *partition));
+            list.add_partition_offset(topic, *partition, position.map_or(Offset::Invalid, Offset::Offset))?;
         }
-        self.assigned.retain(|tp| !revoked.contains(tp));
-        self.active_tasks.set(self.tasks.len() as i64);
-        self.stale = true;
+        Ok(list)
+    }
+
+    /// Applies what the standby consumer fetched to the standby tasks' stores.
+    pub fn update_standbys(&mut self) -> Result<usize> {
+        self.standbys.update()
+    }
+
+    /// Commits the standby tasks' stores with the changelog offsets they reached.
+    pub fn commit_standbys(&mut self) -> Result<()> {
+        self.standbys.commit()
+    }
+
+    /// Closes the standby tasks (the thread stops).
+    pub fn close_standbys(&mut self) {
+        self.standbys.close_all();
+        self.standby_wanted.clear();
+        self.standby_tasks.set(0);
     }
 
     /// Closes every task; `clean` after a successful commit (checkpoints are written), not after a
@@ -161,11 +212,32 @@ impl TaskManager {
             return Ok(());
         }
         let wanted: HashSet<TaskId> = self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
-        let new: HashSet<TaskId> = wanted.into_iter().filter(|id| !self.tasks.contains_key(id)).collect();
-        if new.is_empty() {
-            self.stale = false;
-            return Ok(());
+        // A standby that becomes active here, or is no longer wanted, closes first (with its
+        // checkpoint): the active task opens the same folders.
+        for id in self.standbys.ids() {
+            if wanted.contains(&id) || !self.standby_wanted.contains(&id) {
+                self.standbys.close(&id)?;
+            }
         }
+        let new: HashSet<TaskId> = wanted.into_iter().filter(|id| !self.tasks.contains_key(id)).collect();
+        if !new.is_empty() {
+            self.create_tasks(new, consumer, producer)?;
+        }
+        let eos = self.factory.config.guarantee == ProcessingGuarantee::ExactlyOnceV2;
+        for id in self.standby_wanted.clone() {
+            if self.tasks.contains_key(&id) || self.standbys.contains(&id) {
+                continue;
+            }
+            if let Some(sub) = self.factory.subs.iter().find(|s| s.id == id.subtopology) {
+                self.standbys.open(&self.factory.topology, sub, id.partition, eos)?;
+            }
+        }
+        self.standby_tasks.set(self.standbys.len() as i64);
+        self.stale = false;
+        Ok(())
+    }
+
+    fn create_tasks(&mut self, new: HashSet<TaskId>, consumer: &KConsumer, producer: &Arc<KProducer>) -> Result<()> {
         // Where each new task's partitions start: their committed offsets (a task waits for an
         // empty partition that is behind, and "behind" is measured from there until the consumer
         // returns a record).
@@ -216,7 +288,6 @@ impl TaskManager {
             tracing::info!(thread = f.index, task = %id, "task created");
         }
         self.active_tasks.set(self.tasks.len() as i64);
-        self.stale = false;
         Ok(())
     }
 }

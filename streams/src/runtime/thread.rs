@@ -1,24 +1,32 @@
 //! A stream thread: one consumer, one producer (transactional under exactly-once), and the tasks of
 //! the partitions the group assigned to it.
 //!
-//! The loop: poll a record, hand it to its task, run due punctuations, and commit every
-//! `commit.interval.ms`. Rebalance callbacks run inside `poll`: on revoke, the thread commits and
-//! its [`TaskManager`] closes the revoked tasks before the partitions move; on assign, the manager
-//! notes the partitions, and the loop has it create (and restore) their tasks before it processes
-//! their records.
+//! The loop: poll a record, hand it to its task, run due punctuations, keep the standby tasks up to
+//! date, and commit every `commit.interval.ms`. Rebalance callbacks run inside `poll`:
+//!
+//! - when a rebalance begins (librdkafka revokes everything: the classic eager protocol), the
+//!   thread commits and suspends its tasks, which stay open;
+//! - when it ends, the thread computes its share of the placement (see [`assignor`]: the same
+//!   function on every member, from the new generation's member list), closes the tasks that moved
+//!   away, and assigns the consumer its partitions: those of tasks that stay resume right after the
+//!   records they had already fetched, with their stores open and their caches intact. The loop
+//!   then has the [`TaskManager`] create (and restore) the new tasks and the standby tasks.
+//!
+//! [`assignor`]: crate::runtime::assignor
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers as _, OwnedHeaders};
 use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message};
 use rustc_hash::FxHashMap;
 
@@ -31,11 +39,13 @@ use crate::processor::node::ConsumedBytes;
 use crate::query::discovery;
 use crate::query::local::LocalStores;
 use crate::query::HostInfo;
+use crate::runtime::assignor::{self, TaskLayout};
 use crate::runtime::collector::{flush, KProducer, ProducerCtx};
 use crate::runtime::commit_metadata;
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
 use crate::runtime::partition_group::{Lag, Pending};
+use crate::runtime::standby::Standbys;
 use crate::runtime::task_manager::{TaskFactory, TaskManager};
 use crate::task::global::GlobalStores;
 use crate::task::TaskId;
@@ -65,7 +75,10 @@ const LATENCY_SAMPLE: u32 = 32;
 /// Everything the loop and the rebalance callbacks both touch.
 pub(crate) struct ThreadWork {
     index: usize,
+    process_id: String,
     config: Arc<ValidConfig>,
+    /// Every task of the topology, for the placement.
+    layout: Arc<TaskLayout>,
     transactional_id: String,
     producer: Arc<KProducer>,
     producer_ctx: ProducerCtx,
@@ -79,6 +92,12 @@ pub(crate) struct ThreadWork {
     paused: HashSet<(String, i32)>,
     /// The group has assigned partitions to this thread at least once.
     joined: bool,
+    /// A rebalance began (the thread committed) and has not ended: tasks neither process nor
+    /// commit until the new assignment says which of them stay.
+    suspended: bool,
+    /// Since when the thread waits to read the group's members to compute its share of the
+    /// placement (it holds no partitions meanwhile).
+    unplanned: Option<Instant>,
     /// Records processed since the last commit.
     uncommitted: usize,
     /// Records processed, modulo 2³², for sampling the latency histogram.
@@ -158,33 +177,44 @@ impl ClientContext for RebalanceCtx {
 }
 
 impl ConsumerContext for RebalanceCtx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Ok(mut work) = self.work.lock() else { return };
-        work.rebalancing.store(true, Ordering::Relaxed);
-        if let Rebalance::Revoke(list) = rebalance {
-            let revoked: Vec<(String, i32)> =
-                list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-            let lost = consumer.assignment_lost();
-            if let Err(e) = work.on_revoked(consumer, &revoked, lost) {
-                work.callback_error.get_or_insert(e);
+    /// Takes over librdkafka's assignment step: the partitions the group leader chose are replaced
+    /// by this thread's share of the placement (see the module docs).
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, _leader_choice: &mut TopicPartitionList) {
+        let native = consumer.client().native_ptr();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let list = match self.work.lock() {
+                    Ok(mut work) => match work.on_assigned(consumer) {
+                        Ok(list) => list,
+                        Err(e) => {
+                            work.callback_error.get_or_insert(e);
+                            TopicPartitionList::new()
+                        }
+                    },
+                    Err(_) => TopicPartitionList::new(),
+                };
+                // SAFETY: both pointers are valid for the call; librdkafka copies the list.
+                let err = unsafe { rdkafka::bindings::rd_kafka_assign(native, list.ptr()) };
+                if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    tracing::error!(error = ?err, "assigning the consumer its partitions failed");
+                }
             }
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Ok(mut work) = self.work.lock() else { return };
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let assigned: HashSet<(String, i32)> =
-                    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                tracing::info!(thread = work.index, partitions = assigned.len(), "partitions assigned");
-                work.tasks.assign(assigned);
-                // A new assignment starts unpaused.
-                work.paused.clear();
-                work.joined = true;
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Ok(mut work) = self.work.lock() {
+                    work.rebalancing.store(true, Ordering::Relaxed);
+                    let lost = consumer.assignment_lost();
+                    if let Err(e) = work.on_revoked(consumer, lost) {
+                        work.callback_error.get_or_insert(e);
+                    }
+                }
+                // SAFETY: a null list clears the assignment.
+                unsafe { rdkafka::bindings::rd_kafka_assign(native, std::ptr::null()) };
             }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(thread = work.index, error = %e, "rebalance error"),
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                // SAFETY: as above.
+                unsafe { rdkafka::bindings::rd_kafka_assign(native, std::ptr::null()) };
+            }
         }
     }
 }
@@ -213,6 +243,11 @@ const CONSUMER_QUEUE_KBYTES: &str = "2048";
 /// default (1 s) stalls a thread that drains the queue in milliseconds: it capped throughput near
 /// 120K records/s. Override with `consumer.fetch.queue.backoff.ms`.
 const CONSUMER_FETCH_QUEUE_BACKOFF_MS: &str = "5";
+
+/// How often the consumer heartbeats (librdkafka's default is 3 s): a rebalance begins for a member
+/// at its next heartbeat, and its tasks wait from the moment the first member rejoins. Override
+/// with `consumer.heartbeat.interval.ms`.
+const CONSUMER_HEARTBEAT_MS: &str = "500";
 
 /// Sets `key` unless the user did.
 fn set_default(client: &mut rdkafka::ClientConfig, key: &str, value: &str) {
@@ -249,6 +284,8 @@ fn create_producer(config: &ValidConfig, transactional_id: &str, ctx: ProducerCt
 pub(crate) struct ThreadSpec {
     pub index: usize,
     pub process_id: String,
+    /// Every task of the topology, for the placement.
+    pub layout: Arc<TaskLayout>,
     pub config: Arc<ValidConfig>,
     pub topology: Arc<Topology>,
     pub partitions: HashMap<String, i32>,
@@ -272,6 +309,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
     let ThreadSpec {
         index,
         process_id,
+        layout,
         config,
         topology,
         partitions,
@@ -315,6 +353,12 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         .filter(|t| t.kind == crate::topology::InternalTopicKind::Repartition)
         .map(|t| format!("{}-{}", config.application_id, t.name))
         .collect();
+    let standbys = Standbys::new(
+        config.client_config("restore.consumer."),
+        &config.application_id,
+        &config.state_dir,
+        store_options.clone(),
+    )?;
     let tasks = TaskManager::new(TaskFactory {
         index,
         config: config.clone(),
@@ -328,10 +372,12 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         store_options,
         metrics: metrics.clone(),
         thread_name: thread_name.clone(),
-    });
+    }, standbys);
     let work = Arc::new(Mutex::new(ThreadWork {
         index,
+        process_id: process_id.clone(),
         config: config.clone(),
+        layout: layout.clone(),
         transactional_id,
         producer,
         producer_ctx,
@@ -341,6 +387,8 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         tasks,
         paused: HashSet::new(),
         joined: false,
+        suspended: false,
+        unplanned: None,
         uncommitted: 0,
         sampled: 0,
         callback_error: None,
@@ -365,6 +413,8 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         .set("statistics.interval.ms", STATISTICS_INTERVAL.as_millis().to_string());
     set_default(&mut client, "queued.max.messages.kbytes", CONSUMER_QUEUE_KBYTES);
     set_default(&mut client, "fetch.queue.backoff.ms", CONSUMER_FETCH_QUEUE_BACKOFF_MS);
+    // Members learn of a rebalance at their next heartbeat; tasks pause from then until it ends.
+    set_default(&mut client, "heartbeat.interval.ms", CONSUMER_HEARTBEAT_MS);
     if let Some(id) = &config.group_instance_id {
         client.set("group.instance.id", format!("{id}-{index}"));
     }
@@ -373,7 +423,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         Some(id) => format!("{id}-{}", index + 1),
         None => format!("{}-{process_id}-StreamThread-{}-consumer", config.application_id, index + 1),
     };
-    client.set("client.id", discovery::client_id(&base_id, endpoint.as_ref()));
+    client.set("client.id", discovery::client_id(&base_id, process_id, index, endpoint.as_ref()));
     let consumer: KConsumer =
         client.create_with_context(RebalanceCtx { work: work.clone(), records_lag: metrics.records_lag.clone() })?;
     let topics: Vec<&str> = topic_to_sub.keys().map(String::as_str).collect();
@@ -398,8 +448,12 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
                 if let Some(e) = w.callback_error.take() {
                     return Err(e);
                 }
-                let producer = w.producer.clone();
-                w.tasks.ensure_tasks(&consumer, &producer)?;
+                // Tasks are created only once an assignment is in force: between the two halves
+                // of a rebalance another instance may still be writing their changelogs.
+                if !w.suspended {
+                    let producer = w.producer.clone();
+                    w.tasks.ensure_tasks(&consumer, &producer)?;
+                }
                 match message {
                     None => break,
                     Some(Ok(m)) => w.enqueue(&consumer, &m)?,
@@ -408,6 +462,12 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
                 }
             }
             let mut w = lock(&work)?;
+            if w.suspended {
+                // Between the two halves of a rebalance: wait for the assignment.
+                more = false;
+                continue;
+            }
+            w.retry_placement(&consumer)?;
             more = w.process_ready(&consumer)?;
             // Running once the group gave this thread its (possibly empty) assignment and its tasks
             // exist, restored: the loop creates them before it gets here.
@@ -416,6 +476,9 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
             }
             w.punctuate_wall_clock()?;
             w.check_deliveries()?;
+            if w.tasks.update_standbys()? > 0 {
+                more = true;
+            }
             if w.commit_due() {
                 match w.commit(&consumer) {
                     Ok(()) => {}
@@ -427,6 +490,7 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
         let mut w = lock(&work)?;
         w.commit(&consumer)?;
         w.close_all(true);
+        w.tasks.close_standbys();
         Ok(())
     })();
     if let Err(e) = &result {
@@ -667,11 +731,13 @@ impl ThreadWork {
             self.producer.commit_transaction(TXN_TIMEOUT)?;
             self.check_deliveries()?;
             self.commit_stores()?;
+            self.tasks.commit_standbys()?;
             self.producer.begin_transaction()?;
         } else {
             flush(&self.producer, TXN_TIMEOUT)?;
             self.check_deliveries()?;
             self.commit_stores()?;
+            self.tasks.commit_standbys()?;
             if offsets.count() > 0 {
                 consumer.commit(&offsets, CommitMode::Sync)?;
             }
@@ -699,15 +765,17 @@ impl ThreadWork {
         Ok(())
     }
 
-    /// Partitions are being taken away: commit everything, then close the revoked tasks. When the
-    /// partitions were lost (this member was dropped from the group, e.g. after a long pause), other
-    /// instances may already own them: nothing is committed, the open transaction is aborted, and the
-    /// tasks close dirty (Kafka Streams' "task migrated").
-    fn on_revoked(&mut self, consumer: &KConsumer, revoked: &[(String, i32)], lost: bool) -> Result<()> {
+    /// A rebalance begins: commit everything and suspend the tasks (they stay open: most stay here).
+    /// When the partitions were lost (this member was dropped from the group, e.g. after a long
+    /// pause), other instances may already own them: nothing is committed, the open transaction is
+    /// aborted, and the tasks close dirty (Kafka Streams' "task migrated").
+    fn on_revoked(&mut self, consumer: &KConsumer, lost: bool) -> Result<()> {
         if lost {
             tracing::warn!(thread = self.index, "partitions lost; closing tasks without committing");
             self.abandon_transaction()?;
             self.close_all(false);
+            // Other instances own them now: nothing is recreated before the next assignment.
+            self.tasks.assign(HashSet::new(), BTreeSet::new());
         } else {
             // Under exactly-once one transaction covers all tasks, so all are committed.
             match self.commit(consumer) {
@@ -720,8 +788,81 @@ impl ThreadWork {
                 Err(e) => return Err(e),
             }
         }
-        self.tasks.revoke(revoked);
+        self.suspended = true;
         Ok(())
+    }
+
+    /// A rebalance ended: this thread's share of the placement becomes its assignment. Returns the
+    /// partitions for the consumer, each with where to resume.
+    fn on_assigned(&mut self, consumer: &KConsumer) -> Result<TopicPartitionList> {
+        let (partitions, standby) = match self.placement(consumer) {
+            Some(plan) => {
+                self.unplanned = None;
+                plan
+            }
+            None => {
+                // Taking the group leader's choice instead could overlap with what the other
+                // members took from the placement: take nothing until the members can be read.
+                tracing::warn!(thread = self.index,
+                    "the group's members could not be read; the thread's share of the placement waits for them");
+                self.unplanned = Some(Instant::now());
+                Default::default()
+            }
+        };
+        tracing::info!(thread = self.index, partitions = partitions.len(), standbys = standby.len(), "partitions assigned");
+        self.tasks.assign(partitions, standby);
+        // A new assignment starts unpaused.
+        self.paused.clear();
+        self.joined = true;
+        self.suspended = false;
+        self.tasks.positions()
+    }
+
+    /// After an assignment whose placement could not be computed: tries again, at most once a
+    /// second, and assigns the consumer its share once it can.
+    fn retry_placement(&mut self, consumer: &KConsumer) -> Result<()> {
+        match self.unplanned {
+            Some(at) if at.elapsed() >= Duration::from_secs(1) => {}
+            _ => return Ok(()),
+        }
+        let Some((partitions, standby)) = self.placement(consumer) else {
+            self.unplanned = Some(Instant::now());
+            return Ok(());
+        };
+        self.unplanned = None;
+        tracing::info!(thread = self.index, partitions = partitions.len(), standbys = standby.len(), "partitions assigned");
+        self.tasks.assign(partitions, standby);
+        consumer.assign(&self.tasks.positions()?)?;
+        Ok(())
+    }
+
+    /// This thread's active and standby tasks in the placement of the group's current members, or
+    /// `None` when the coordinator does not describe the generation this thread joined.
+    fn placement(&self, consumer: &KConsumer) -> Option<(HashSet<(String, i32)>, BTreeSet<TaskId>)> {
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let members = match discovery::describe(consumer.client(), &self.config.application_id) {
+                Ok(view) if view.stable => view.members,
+                Ok(view) => {
+                    tracing::debug!(state = %view.state, "group not stable yet");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "describing the group failed");
+                    continue;
+                }
+            };
+            if !members.iter().any(|m| m.process == self.process_id && m.thread == self.index) {
+                continue;
+            }
+            let placement = assignor::place(&self.layout, &members, self.config.num_standby_replicas);
+            let (active, standby) = placement.of(&self.process_id, self.index);
+            let partitions = active.iter().filter_map(|id| self.layout.tasks.get(id)).flatten().cloned().collect();
+            return Some((partitions, standby));
+        }
+        None
     }
 
     /// Whether a failed commit can be recovered from by aborting and rewinding: under exactly-once,
