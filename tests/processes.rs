@@ -16,7 +16,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -43,16 +43,57 @@ mod child {
     use kstreams::serde::Serdes;
     use kstreams::state::RestoreListener;
 
-    struct PrintRestores;
+    pub struct PrintRestores;
 
     impl RestoreListener for PrintRestores {
+        fn on_restore_start(&self, _topic: &str, partition: i32, store: &str, start: i64, end: i64) {
+            println!("RESTORE_START {store} {partition} {start} {end}");
+        }
         fn on_restore_end(&self, _topic: &str, partition: i32, store: &str, total: u64) {
             println!("RESTORED {store} {partition} {total}");
         }
     }
 
-    fn env(name: &str) -> String {
+    pub fn env(name: &str) -> String {
         std::env::var(name).unwrap_or_else(|_| panic!("the test app needs {name}"))
+    }
+
+    /// The sum of a counter's series.
+    fn metric_sum(app: &KafkaStreams, name: &str) -> u64 {
+        app.metrics_registry()
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().value() as u64).collect::<Vec<_>>())
+            .sum()
+    }
+
+    /// `active=<partitions> standby=<partitions> created=<n> closed=<n>`: the instance's tasks
+    /// (one sub-topology, so a task is its partition) and how many it created and closed so far.
+    fn tasks_line(app: &KafkaStreams) -> String {
+        // The counters move just before the task sets: read the sets on both sides of them.
+        loop {
+            let before = app.metadata_for_local_threads();
+            let line = tasks_line_of(app, &before);
+            if app.metadata_for_local_threads() == before {
+                return line;
+            }
+        }
+    }
+
+    fn tasks_line_of(app: &KafkaStreams, threads: &[kstreams::runtime::ThreadMetadata]) -> String {
+        let list = |f: &dyn Fn(&kstreams::runtime::ThreadMetadata) -> Vec<i32>| {
+            let mut v: Vec<i32> = threads.iter().flat_map(f).collect();
+            v.sort_unstable();
+            v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+        };
+        format!(
+            "active={} standby={} created={} closed={}",
+            list(&|t| t.active_tasks.iter().map(|id| id.partition).collect()),
+            list(&|t| t.standby_tasks.iter().map(|id| id.partition).collect()),
+            metric_sum(app, "kstreams_task_created_total"),
+            metric_sum(app, "kstreams_task_closed_total"),
+        )
     }
 
     /// Runs until its stdin closes (then closes cleanly and exits 0) or the app fails (exit 2).
@@ -95,6 +136,9 @@ mod child {
         if let Ok(id) = std::env::var("INSTANCE_ID") {
             config = config.set("group.instance.id", id);
         }
+        if let Ok(n) = std::env::var("STANDBYS") {
+            config = config.set("num.standby.replicas", n);
+        }
         let topology = builder.build().expect("topology");
         let mut app = KafkaStreams::new(topology, config).expect("config");
         app.set_global_state_restore_listener(Arc::new(PrintRestores));
@@ -105,17 +149,98 @@ mod child {
             let mut sink = Vec::new();
             let _ = std::io::stdin().read_to_end(&mut sink);
         });
+        let mut last = String::new();
         while !watcher.is_finished() {
             if app.state() == State::Error {
                 println!("ERROR {}", app.error().unwrap_or_default());
                 let _ = std::io::stdout().flush();
                 std::process::exit(2);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            let line = tasks_line(&app);
+            if line != last {
+                println!("TASKS {} {line}", super::support::now_ms());
+                last = line;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        println!("PROCESSED {}", metric_sum(&app, "kstreams_process_total"));
         app.close(Duration::from_secs(60)).expect("close");
         println!("CLOSED");
         let _ = std::io::stdout().flush();
+    }
+}
+
+/// The app of the failover scenarios: a count per key in one RocksDB store (fed ≥ 1M keys), whose
+/// updates for the keys `t…` go to the output. It prints its tasks whenever they change.
+mod counts {
+    use std::io::Read;
+    use std::time::Duration;
+
+    use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
+    use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
+    use kstreams::serde::Serdes;
+
+    use super::child::{env, PrintRestores};
+
+    struct PrintStandby;
+
+    impl kstreams::runtime::StandbyUpdateListener for PrintStandby {
+        fn on_batch_loaded(&self, _topic: &str, partition: i32, store: &str, end: i64, _n: u64) {
+            println!("STANDBY {store} {partition} {end}");
+        }
+    }
+
+    pub fn run() {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(std::env::var("APP_LOG").unwrap_or_else(|_| "warn".into()))
+            .try_init();
+        let builder = StreamsBuilder::new();
+        builder
+            .stream(&env("INPUT"), Consumed::with(Serdes::string(), Serdes::bytes()))
+            .group_by_key(Default::default())
+            .count(Materialized::as_("big"))
+            .to_stream()
+            .filter(|k: &String, _| k.starts_with('t'))
+            .to(&env("OUTPUT"), Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+        let config = StreamsConfig::new()
+            .set("application.id", env("APP_ID"))
+            .set("bootstrap.servers", env("BOOTSTRAP"))
+            .set("processing.guarantee", "exactly_once_v2")
+            .set("state.dir", env("STATE_DIR"))
+            .set("num.standby.replicas", env("STANDBYS"))
+            .set("consumer.session.timeout.ms", env("SESSION_MS"))
+            .set("consumer.heartbeat.interval.ms", "250")
+            .set("producer.transaction.timeout.ms", "5000");
+        let mut app = KafkaStreams::new(builder.build().expect("topology"), config).expect("config");
+        app.set_global_state_restore_listener(std::sync::Arc::new(PrintRestores));
+        app.set_standby_update_listener(std::sync::Arc::new(PrintStandby));
+        app.set_state_listener(|_, new| println!("STATE {new:?}"));
+        app.start().expect("start");
+        let watcher = std::thread::spawn(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        });
+        let mut last = String::new();
+        while !watcher.is_finished() && app.state() != State::Error {
+            let tasks: Vec<String> = app
+                .metadata_for_local_threads()
+                .iter()
+                .map(|t| format!("active={:?} standby={:?}", t.active_tasks, t.standby_tasks))
+                .collect();
+            let line = format!("TASKS {}", tasks.join(" "));
+            if line != last {
+                println!("{line}");
+                last = line;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if app.state() == State::Error {
+            println!("ERROR {}", app.error().unwrap_or_default());
+            std::process::exit(2);
+        }
+        app.close(Duration::from_secs(60)).expect("close");
+        println!("CLOSED");
     }
 }
 
@@ -129,6 +254,8 @@ struct AppProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// When each line arrived (ms since the epoch).
+    times: Arc<Mutex<Vec<i64>>>,
 }
 
 struct Setup {
@@ -136,6 +263,8 @@ struct Setup {
     input: String,
     prefix: String,
     guarantee: &'static str,
+    /// `num.standby.replicas` of the instances.
+    standbys: usize,
     _topics: support::Topics,
 }
 
@@ -147,8 +276,10 @@ impl Setup {
         let outputs = ["echo", "sum", "max", "win"].map(|o| format!("{prefix}-{o}"));
         let mut specs = vec![TopicSpec::new(&input, PARTITIONS)];
         specs.extend(outputs.iter().map(|o| TopicSpec::new(o, PARTITIONS)));
+        // `echo` records carry the time the broker appended them: when their task processed them.
+        specs[1].configs = &[("message.timestamp.type", "LogAppendTime")];
         let topics = support::create_topics(&specs).expect("create topics");
-        Setup { app_id, input, prefix, guarantee, _topics: topics }
+        Setup { app_id, input, prefix, guarantee, standbys: 0, _topics: topics }
     }
 
     fn spawn(&self, name: &str, state_dir: &Path, instance_id: Option<&str>) -> AppProcess {
@@ -160,6 +291,7 @@ impl Setup {
             .env("APP_ID", &self.app_id)
             .env("BOOTSTRAP", support::bootstrap())
             .env("GUARANTEE", self.guarantee)
+            .env("STANDBYS", self.standbys.to_string())
             .env("STATE_DIR", state_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -167,19 +299,7 @@ impl Setup {
         if let Some(id) = instance_id {
             cmd.env("INSTANCE_ID", id);
         }
-        let mut child = cmd.spawn().expect("spawn the test app");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let tag = name.to_string();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                eprintln!("  [{tag}] {line}");
-                sink.lock().unwrap().push(line);
-            }
-        });
-        AppProcess { name: name.to_string(), child, stdin, lines }
+        AppProcess::start(name, cmd)
     }
 
     fn read(&self, output: &str) -> Vec<support::Record> {
@@ -194,6 +314,38 @@ impl Setup {
 }
 
 impl AppProcess {
+    /// Starts `cmd` with piped stdin and stdout; its output lines are echoed and kept.
+    fn start(name: &str, mut cmd: Command) -> AppProcess {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn the test app");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let (sink, clock) = (lines.clone(), times.clone());
+        let tag = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("  [{tag}] {line}");
+                clock.lock().unwrap().push(support::now_ms());
+                sink.lock().unwrap().push(line);
+            }
+        });
+        AppProcess { name: name.to_string(), child, stdin, lines, times }
+    }
+
+    /// When the first line equal to `what` arrived after `after` (ms since the epoch).
+    fn first_line_after(&self, what: &str, after: i64) -> Option<i64> {
+        let times = self.times.lock().unwrap().clone();
+        let lines = self.lines();
+        lines.iter().zip(times).find(|(l, t)| *t > after && l.as_str() == what).map(|(_, t)| t)
+    }
+
+    /// The last line that contains `what`, or `""`.
+    fn last_line_with(&self, what: &str) -> String {
+        self.lines().into_iter().rev().find(|l| l.contains(what)).unwrap_or_default()
+    }
+
     fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
@@ -460,7 +612,95 @@ fn at_least_once_survives_sigkill() {
     setup.cleanup();
 }
 
-/// One instance, then three, then one again, while input flows; exactly-once throughout.
+/// A `TASKS <ms> active=<p,…> standby=<p,…> created=<n> closed=<n>` line of the test app.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct TasksLine {
+    at: i64,
+    active: BTreeSet<i32>,
+    created: u64,
+    closed: u64,
+}
+
+fn tasks_lines(lines: &[String]) -> Vec<TasksLine> {
+    let set = |v: &str| v.split(',').filter_map(|p| p.parse().ok()).collect::<BTreeSet<i32>>();
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut parts = l.strip_prefix("TASKS ")?.split(' ');
+            let mut t = TasksLine { at: parts.next()?.parse().ok()?, ..TasksLine::default() };
+            for part in parts {
+                match part.split_once('=')? {
+                    ("active", v) => t.active = set(v),
+                    ("created", v) => t.created = v.parse().ok()?,
+                    ("closed", v) => t.closed = v.parse().ok()?,
+                    _ => {}
+                }
+            }
+            Some(t)
+        })
+        .collect()
+}
+
+/// The instance closed a task only when the task moved away, and created one only when a task came
+/// to it: from line to line, its close and create counters grew by exactly the tasks that left and
+/// joined its active set (a task closed and reopened in place would count without leaving).
+fn assert_only_moved_tasks_closed(name: &str, lines: &[TasksLine]) {
+    let mut prev = TasksLine::default();
+    for line in lines {
+        let left = prev.active.difference(&line.active).count() as u64;
+        let came = line.active.difference(&prev.active).count() as u64;
+        assert_eq!(line.closed - prev.closed, left, "{name}: tasks closed without moving, {prev:?} -> {line:?}");
+        assert_eq!(line.created - prev.created, came, "{name}: tasks created without moving, {prev:?} -> {line:?}");
+        prev = line.clone();
+    }
+}
+
+/// The active tasks of an instance at `at` (its last line before).
+fn active_at(lines: &[TasksLine], at: i64) -> BTreeSet<i32> {
+    lines.iter().take_while(|l| l.at <= at).last().map(|l| l.active.clone()).unwrap_or_default()
+}
+
+/// Per task (input partition), the longest time between consecutive `echo` records of its keys
+/// (broker append times), from the last record before `from` to the last before `to`. The sink
+/// partitions by key with Kafka's hash, the input writer with librdkafka's: an `echo` partition
+/// mixes tasks, so records are grouped by their key's input partition.
+fn largest_gaps(setup: &Setup, from: i64, to: i64) -> BTreeMap<i32, i64> {
+    let task_of: BTreeMap<String, i32> = support::read_to_end(&setup.input, Isolation::ReadCommitted)
+        .expect("read input")
+        .iter()
+        .map(|r| (r.key_str(), r.partition))
+        .collect();
+    let mut times: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for r in setup.read("echo") {
+        if let Some(&task) = task_of.get(&r.key_str()) {
+            times.entry(task).or_default().push(r.timestamp);
+        }
+    }
+    times
+        .into_iter()
+        .map(|(p, mut ts)| {
+            ts.sort_unstable();
+            let start = ts.iter().rposition(|&t| t < from).unwrap_or(0);
+            let window: Vec<i64> = ts[start..].iter().copied().take_while(|&t| t <= to).collect();
+            (p, window.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// The largest gap among `partitions`, in seconds.
+fn gap_of(gaps: &BTreeMap<i32, i64>, partitions: impl IntoIterator<Item = i32>) -> f64 {
+    partitions.into_iter().filter_map(|p| gaps.get(&p)).max().copied().unwrap_or(0) as f64 / 1000.0
+}
+
+/// `PROCESSED <n>`, printed by an instance as it stops.
+fn processed(lines: &[String]) -> u64 {
+    lines.iter().filter_map(|l| l.strip_prefix("PROCESSED ")?.parse::<u64>().ok()).sum()
+}
+
+/// One instance, then three, then one again, while input flows; exactly-once throughout. Tasks
+/// that stay on an instance are never closed (its task counters only move with its task set), the
+/// new instances process records, and the largest output gaps of tasks that stay and tasks that
+/// move are reported.
 fn scale_out_and_back_in() {
     let setup = Setup::new("eos-scale", "exactly_once_v2");
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -468,18 +708,123 @@ fn scale_out_and_back_in() {
     let a = setup.spawn("a", dirs[0].path(), None);
     assert!(a.wait_for_line("STATE Running", Duration::from_secs(60)), "a never ran");
     std::thread::sleep(Duration::from_secs(3));
+    let out_at = support::now_ms();
     let b = setup.spawn("b", dirs[1].path(), None);
     let c = setup.spawn("c", dirs[2].path(), None);
-    // b and c only restore once the group gave them tasks with stores.
-    assert!(b.wait_for_line("RESTORED", Duration::from_secs(60)), "b never got a task");
-    assert!(c.wait_for_line("RESTORED", Duration::from_secs(60)), "c never got a task");
+    let spread = support::eventually(Duration::from_secs(60), || {
+        [&a, &b, &c].iter().all(|p| tasks_lines(&p.lines()).last().is_some_and(|t| t.active.len() == 1))
+    });
+    assert!(spread, "the three partitions did not spread over the three instances");
     std::thread::sleep(Duration::from_secs(4));
+    let in_at = support::now_ms();
+    let (b_lines, c_lines) = (b.lines.clone(), c.lines.clone());
     assert_eq!(b.stop(), Some(0));
     assert_eq!(c.stop(), Some(0));
     std::thread::sleep(Duration::from_secs(4));
+    let end_at = support::now_ms();
     let counts = writer.finish();
     verify_exactly_once(&setup, &counts);
+    let a_lines = a.lines.clone();
     assert_eq!(a.stop(), Some(0));
+
+    let lines = |l: &Arc<Mutex<Vec<String>>>| l.lock().unwrap().clone();
+    for (name, l) in [("a", &a_lines), ("b", &b_lines), ("c", &c_lines)] {
+        assert_only_moved_tasks_closed(name, &tasks_lines(&lines(l)));
+    }
+    for (name, l) in [("b", &b_lines), ("c", &c_lines)] {
+        assert!(processed(&lines(l)) > 0, "{name} processed nothing");
+    }
+    let a_tasks = tasks_lines(&lines(&a_lines));
+    let kept: BTreeSet<i32> = active_at(&a_tasks, in_at - 1);
+    let moved: BTreeSet<i32> = (0..PARTITIONS).filter(|p| !kept.contains(p)).collect();
+    let out = largest_gaps(&setup, out_at, in_at);
+    let back = largest_gaps(&setup, in_at, end_at);
+    eprintln!(
+        "  largest output gaps: scale-out {:.2} s for tasks that stayed ({kept:?}), {:.2} s for tasks that moved ({moved:?}); \
+         graceful scale-in {:.2} s (stayed), {:.2} s (moved back)",
+        gap_of(&out, kept.iter().copied()),
+        gap_of(&out, moved.iter().copied()),
+        gap_of(&back, kept.iter().copied()),
+        gap_of(&back, moved.iter().copied()),
+    );
+    setup.cleanup();
+}
+
+/// Three instances with one standby each; ten times one of them is SIGKILLed and restarted with its
+/// state folder, while input flows. No task ever restores its store from the changelog's beginning
+/// (failover lands on a standby, a restarted instance gets its own tasks back and replays only the
+/// tail), the output stays exact, and the largest output gap after a kill is reported.
+fn ten_kills_restore_nothing_in_full() {
+    let mut setup = Setup::new("eos-kills", "exactly_once_v2");
+    setup.standbys = 1;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let writer = InputWriter::start(&setup.input, 300);
+    let names = ["a", "b", "c"];
+    let mut procs: Vec<AppProcess> = (0..3).map(|i| setup.spawn(names[i], dirs[i].path(), None)).collect();
+    let settled = |procs: &[AppProcess]| {
+        support::eventually(Duration::from_secs(90), || {
+            procs.iter().all(|p| {
+                p.last_line_with("STATE ") == "STATE Running"
+                    && tasks_lines(&p.lines()).last().is_some_and(|t| t.active.len() == 1)
+            })
+        })
+    };
+    assert!(settled(&procs), "the instances never settled");
+    std::thread::sleep(Duration::from_secs(2));
+    // Lines printed before the kills (the first restores) do not count.
+    let mut earlier: Vec<usize> = procs.iter().map(|p| p.lines().len()).collect();
+    let mut all_lines: Vec<Vec<String>> = Vec::new();
+    let mut kills: Vec<(i64, BTreeSet<i32>)> = Vec::new();
+    let rounds: usize = std::env::var("KILL_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    for round in 0..rounds {
+        let i = round % 3;
+        let victim = procs.remove(i);
+        let tasks = tasks_lines(&victim.lines()).last().map(|t| t.active.clone()).unwrap_or_default();
+        all_lines.push(victim.lines()[earlier.remove(i)..].to_vec());
+        let killed_at = support::now_ms();
+        victim.kill();
+        kills.push((killed_at, tasks));
+        let taken_over = support::eventually(Duration::from_secs(60), || {
+            let held: BTreeSet<i32> = procs
+                .iter()
+                .filter_map(|p| tasks_lines(&p.lines()).last().map(|t| t.active.clone()))
+                .flatten()
+                .collect();
+            held.len() == PARTITIONS as usize
+        });
+        assert!(taken_over, "round {round}: the others never took over");
+        std::thread::sleep(Duration::from_secs(1));
+        procs.insert(i, setup.spawn(&format!("{}{}", names[i], round + 2), dirs[i].path(), None));
+        earlier.insert(i, 0);
+        assert!(settled(&procs), "round {round}: the instances never settled again");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let counts = writer.finish();
+    verify_exactly_once(&setup, &counts);
+    for (p, skip) in procs.into_iter().zip(earlier) {
+        all_lines.push(p.lines()[skip..].to_vec());
+        assert_eq!(p.stop(), Some(0));
+    }
+    // `RESTORE_START <store> <partition> <start> <end>`: a full restore reads a non-empty changelog
+    // from its first offset.
+    let full: Vec<&String> = all_lines
+        .iter()
+        .flatten()
+        .filter(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.len() == 5 && f[0] == "RESTORE_START" && f[3] == "0" && f[4] != "0"
+        })
+        .collect();
+    let worst = kills
+        .iter()
+        .map(|(at, tasks)| {
+            let gaps = largest_gaps(&setup, *at, at + 9_000);
+            eprintln!("  kill at {at}: tasks {tasks:?}, largest gaps per partition (ms) {gaps:?}");
+            gap_of(&gaps, tasks.iter().copied())
+        })
+        .fold(0.0, f64::max);
+    eprintln!("  10 SIGKILLs with restarts: {} full restores; largest output gap of a killed instance's task {worst:.2} s (session timeout 6 s)", full.len());
+    assert!(full.is_empty(), "full restores: {full:?}");
     setup.cleanup();
 }
 
@@ -533,17 +878,210 @@ fn a_static_member_restarts_without_a_rebalance() {
     setup.cleanup();
 }
 
-fn main() {
-    if std::env::var("KSTREAMS_TEST_APP").is_ok() {
-        child::run();
-        return;
+/// Keys in the failover scenarios' store (`FAILOVER_KEYS` overrides, for trying things out).
+fn failover_keys() -> usize {
+    std::env::var("FAILOVER_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+}
+
+/// The counts app (see [`counts`]) on two instances, its one task's store holding
+/// a million keys; the instance running the task is killed while input flows. Returns the
+/// time from the kill to the first output the other instance commits (the output topic stamps
+/// records with the broker's append time), and checks that every count is still exact.
+fn failover(standbys: usize) -> (Duration, Duration) {
+    let keys = failover_keys();
+    let app_id = support::unique_name(&format!("failover-{standbys}"));
+    let (input, output) = (format!("{app_id}-in"), format!("{app_id}-out"));
+    let append_time = [("message.timestamp.type", "LogAppendTime")];
+    let _topics = support::create_topics(&[
+        TopicSpec::new(&input, 1),
+        TopicSpec { name: &output, partitions: 1, configs: &append_time },
+    ])
+    .expect("topics");
+    // The store's changelog, written directly: the instances start by restoring a million keys
+    // (processing them through the app would only make the test slower).
+    let changelog = format!("{app_id}-big-changelog");
+    let compact = [("cleanup.policy", "compact")];
+    let _changelog = support::create_topics(&[TopicSpec { name: &changelog, partitions: 1, configs: &compact }])
+        .expect("changelog topic");
+    let producer = support::producer().expect("producer");
+    let one = 1i64.to_be_bytes();
+    for i in 0..keys {
+        let key = format!("k{i}");
+        support::send(
+            &producer,
+            &changelog,
+            &Outgoing { key: Some(key.as_bytes()), value: Some(&one), ..Outgoing::default() },
+        )
+        .expect("send");
     }
-    let scenarios: [(&str, fn()); 5] = [
+    support::flush(&producer).expect("flush");
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let spawn = |name: &str, dir: &Path| {
+        let exe = std::env::current_exe().expect("test executable");
+        let mut cmd = Command::new(exe);
+        cmd.env("KSTREAMS_TEST_APP", "counts")
+            .env("INPUT", &input)
+            .env("OUTPUT", &output)
+            .env("APP_ID", &app_id)
+            .env("BOOTSTRAP", support::bootstrap())
+            .env("STATE_DIR", dir)
+            .env("STANDBYS", standbys.to_string())
+            .env("SESSION_MS", "2000");
+        AppProcess::start(name, cmd)
+    };
+    let a = spawn("a", dirs[0].path());
+    let b = spawn("b", dirs[1].path());
+    let running = support::eventually(Duration::from_secs(600), || {
+        [&a, &b].iter().any(|p| p.lines().iter().any(|l| l == &format!("RESTORED big 0 {keys}")))
+    });
+    assert!(running, "no instance restored the store's {keys} keys");
+    // Both instances joined and the placement settled: one of them runs the task.
+    let active = "active={TaskId { subtopology: 0, partition: 0 }}";
+    let settled = support::eventually(Duration::from_secs(120), || {
+        let both_running = [&a, &b].iter().all(|p| p.last_line_with("STATE ") == "STATE Running");
+        let owners = [&a, &b].iter().filter(|p| p.last_line_with("TASKS").contains(active)).count();
+        both_running && owners == 1
+    });
+    assert!(settled, "the placement never settled on one owner");
+    std::thread::sleep(Duration::from_secs(3));
+    let (owner, heir, heir_dir) =
+        if a.last_line_with("TASKS").contains(active) { (a, b, dirs[1].path()) } else { (b, a, dirs[0].path()) };
+    assert!(owner.last_line_with("TASKS").contains(active), "the owner changed");
+    // The heir may have run the task before the placement settled, and kept its store: it restarts
+    // without it (its process id stays, and with it the placement), so that without standbys it
+    // has to restore everything, and with one its standby loads everything.
+    let name = heir.name.clone();
+    assert_eq!(heir.stop(), Some(0));
+    std::fs::remove_dir_all(heir_dir.join(&app_id).join("0_0"))
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(e),
+        })
+        .expect("remove the heir's copy of the task");
+    let heir = spawn(&format!("{name}2"), heir_dir);
+    assert!(heir.wait_for_line("STATE Running", Duration::from_secs(120)), "the heir never ran again");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(owner.last_line_with("TASKS").contains(active), "the task moved to the restarted heir");
+    if standbys > 0 {
+        // The standby has loaded the whole changelog.
+        let warm = support::eventually(Duration::from_secs(600), || {
+            heir.last_line_with("STANDBY big 0").rsplit(' ').next().and_then(|o| o.parse::<i64>().ok())
+                >= Some(keys as i64 - 1)
+        });
+        assert!(warm, "the standby never caught up");
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let writer = TrickleWriter::start(&input);
+    std::thread::sleep(Duration::from_secs(3));
+    let killed_at = support::now_ms();
+    owner.kill();
+    let resumed = support::eventually(Duration::from_secs(300), || {
+        support::read_to_end(&output, Isolation::ReadUncommitted)
+            .is_ok_and(|records| records.iter().any(|r| r.timestamp > killed_at))
+    });
+    assert!(resumed, "the task never processed again");
+    let records = support::read_to_end(&output, Isolation::ReadUncommitted).expect("read output");
+    let first = records.iter().filter(|r| r.timestamp > killed_at).map(|r| r.timestamp).min().unwrap_or(killed_at);
+    let gap = Duration::from_millis((first - killed_at).max(0) as u64);
+    // The group noticed the failure (the session timed out) when the heir's rebalance began.
+    let noticed = heir.first_line_after("STATE Rebalancing", killed_at).unwrap_or(killed_at);
+    let after_noticed = Duration::from_millis((first - noticed).max(0) as u64);
+    std::thread::sleep(Duration::from_secs(2));
+    let counts = writer.finish();
+    // Exactly once: each key's committed counts are 1, 2, …, n.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let records = support::read_to_end(&output, Isolation::ReadCommitted).expect("read output");
+        let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for r in &records {
+            let n = r.value.as_deref().and_then(|v| <[u8; 8]>::try_from(v).ok()).map_or(-1, i64::from_be_bytes);
+            per_key.entry(r.key_str()).or_default().push(n);
+        }
+        let complete = counts.iter().enumerate().all(|(k, &n)| per_key.get(&format!("t{k}")).map_or(0, Vec::len) >= n);
+        if complete || Instant::now() > deadline {
+            for (k, &n) in counts.iter().enumerate() {
+                let got = per_key.get(&format!("t{k}")).cloned().unwrap_or_default();
+                assert_eq!(got, (1..=n as i64).collect::<Vec<_>>(), "counts of t{k}");
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(heir.stop(), Some(0));
+    (gap, after_noticed)
+}
+
+/// Writes keys `t0..t9` in turn, 200 records a second, until stopped; returns how many each got.
+struct TrickleWriter {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<usize>>,
+}
+
+impl TrickleWriter {
+    fn start(topic: &str) -> TrickleWriter {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, topic) = (stop.clone(), topic.to_string());
+        let handle = std::thread::spawn(move || {
+            let producer = support::producer().expect("producer");
+            let mut counts = vec![0usize; 10];
+            let mut i = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let key = format!("t{}", i % 10);
+                support::send(
+                    &producer,
+                    &topic,
+                    &Outgoing { key: Some(key.as_bytes()), value: Some(b"x"), ..Outgoing::default() },
+                )
+                .expect("send");
+                counts[i % 10] += 1;
+                i += 1;
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            support::flush(&producer).expect("flush");
+            counts
+        });
+        TrickleWriter { stop, handle }
+    }
+
+    fn finish(self) -> Vec<usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("trickle writer")
+    }
+}
+
+/// `num.standby.replicas=1`: the SIGKILLed owner's task moves to the instance holding its standby,
+/// which replays only the changelog tail, and the output stays exact. From the moment the group
+/// notices the failure (the session timeout, 2 s here, the same with or without standbys) the task
+/// processes again in at most 0.2× the time it takes without standbys (a full restore of a million
+/// keys); both times, and those from the kill, are reported.
+fn standby_failover_is_fast() {
+    let (without, without_noticed) = failover(0);
+    let (with, with_noticed) = failover(1);
+    eprintln!(
+        "  failover after SIGKILL: without standbys {without:?} from the kill, {without_noticed:?} from the group \
+         noticing; with one standby {with:?} and {with_noticed:?}"
+    );
+    assert!(
+        with_noticed.as_secs_f64() <= 0.2 * without_noticed.as_secs_f64(),
+        "failover with a standby took {with_noticed:?} once noticed, without {without_noticed:?}"
+    );
+}
+
+fn main() {
+    match std::env::var("KSTREAMS_TEST_APP").as_deref() {
+        Ok("counts") => return counts::run(),
+        Ok(_) => return child::run(),
+        Err(_) => {}
+    }
+    let scenarios: [(&str, fn()); 7] = [
         ("exactly_once_survives_sigkill", exactly_once_survives_sigkill),
         ("at_least_once_survives_sigkill", at_least_once_survives_sigkill),
         ("scale_out_and_back_in", scale_out_and_back_in),
         ("a_zombie_is_fenced", a_zombie_is_fenced),
         ("a_static_member_restarts_without_a_rebalance", a_static_member_restarts_without_a_rebalance),
+        ("standby_failover_is_fast", standby_failover_is_fast),
+        ("ten_kills_restore_nothing_in_full", ten_kills_restore_nothing_in_full),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let chosen: Vec<_> = scenarios.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f))).collect();

@@ -161,6 +161,11 @@ pub fn broker() -> Broker {
 // Unique names
 // ---------------------------------------------------------------------------------------------
 
+/// Wall-clock milliseconds since the epoch (comparable with broker timestamps on this machine).
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A name unique per call and per run: `<prefix>-<pid>-<unix millis>-<counter>`, with characters
 /// outside `[A-Za-z0-9._-]` of the prefix replaced by `_` (legal as topic, group and transactional id).
 pub fn unique_name(prefix: &str) -> String {
@@ -609,6 +614,8 @@ pub struct Record {
     pub value: Option<Vec<u8>>,
     /// Headers in order: (name, value; `None` for a null header value).
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The record's timestamp (create or log-append time, as the topic says), -1 if none.
+    pub timestamp: i64,
 }
 
 impl Record {
@@ -623,6 +630,7 @@ impl Record {
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
             headers,
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
         }
     }
 

@@ -110,7 +110,12 @@ pub(crate) struct Discovery {
 impl Discovery {
     /// A client that only sends metadata requests (it joins no group); `standbys` is
     /// `num.standby.replicas`.
-    pub fn new(mut config: rdkafka::ClientConfig, group: &str, layout: Arc<TaskLayout>, standbys: usize) -> Result<Self> {
+    pub fn new(
+        mut config: rdkafka::ClientConfig,
+        group: &str,
+        layout: Arc<TaskLayout>,
+        standbys: usize,
+    ) -> Result<Self> {
         config.remove("group.id");
         config.remove("group.instance.id");
         let client: BaseConsumer = config.create()?;
@@ -128,8 +133,12 @@ impl Discovery {
         }
         let group = describe(self.client.client(), &self.group)?;
         let placement = assignor::place(&self.layout, &group.members, self.standbys);
-        let view =
-            Arc::new(GroupAssignment { stable: group.stable, state: group.state, placement, layout: self.layout.clone() });
+        let view = Arc::new(GroupAssignment {
+            stable: group.stable,
+            state: group.state,
+            placement,
+            layout: self.layout.clone(),
+        });
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((Instant::now(), view.clone()));
         }
@@ -153,10 +162,7 @@ mod tests {
         let host = HostInfo::new("10.0.0.7", 7070);
         let id = client_id("app-1f-StreamThread-1-consumer", "1f-2a", 0, Some(&host));
         assert_eq!(id, "app-1f-StreamThread-1-consumer#1f-2a#0@10.0.0.7:7070");
-        assert_eq!(
-            member_of(&id),
-            Some(ThreadMember { process: "1f-2a".into(), thread: 0, endpoint: Some(host) })
-        );
+        assert_eq!(member_of(&id), Some(ThreadMember { process: "1f-2a".into(), thread: 0, endpoint: Some(host) }));
         let id = client_id("mine", "p", 3, None);
         assert_eq!(member_of(&id), Some(ThreadMember { process: "p".into(), thread: 3, endpoint: None }));
         assert_eq!(member_of("rdkafka"), None, "a consumer that is not a stream thread");

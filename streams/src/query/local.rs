@@ -12,6 +12,9 @@ pub(crate) enum LocalCopy {
     Restoring,
     /// Owned by a running task here.
     Active(SharedStore),
+    /// A standby copy, kept warm from the changelog: readable only by stale queries
+    /// ([`StoreQueryParameters::enable_stale_stores`](crate::query::StoreQueryParameters::enable_stale_stores)).
+    Standby(SharedStore),
 }
 
 /// Every local copy of every store, updated by the stream threads as tasks come and go, read by
@@ -44,6 +47,11 @@ impl LocalStores {
     /// A task's store, open and restored.
     pub fn activate(&self, store: &str, partition: i32, shared: SharedStore) {
         self.write().entry(store.to_string()).or_default().insert(partition, LocalCopy::Active(shared));
+    }
+
+    /// A standby task's store, open and updating.
+    pub fn standby(&self, store: &str, partition: i32, shared: SharedStore) {
+        self.write().entry(store.to_string()).or_default().insert(partition, LocalCopy::Standby(shared));
     }
 
     /// A task's stores, closed (revoked, failed or shut down).

@@ -325,6 +325,27 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_copy_answers_stale_queries_only() {
+        let state = Arc::new(Mutex::new(State::Running));
+        let (ctx, active) = context(0, None, state);
+        let (_, standby) = SharedStore::share(StoreHandle::KeyValue(Box::new(InMemoryKeyValueStore::new("counts"))));
+        ctx.local.standby("counts", 1, standby.clone());
+        let (mine, warm) = (key_of(0), key_of(1));
+        put(&active, &mine, 3);
+        put(&standby, &warm, 7);
+        let view = counts(&ctx);
+        let refused = view.get(&warm).unwrap_err();
+        assert!(!refused.is_retryable() && refused.to_string().contains("standby"), "{refused}");
+        assert_eq!(view.all().unwrap(), vec![(mine.clone(), 3)], "a fresh view reads active copies only");
+        let stale = StoreQueryParameters::from_store_name("counts", QueryableStoreTypes::key_value::<String, i64>())
+            .enable_stale_stores()
+            .open(ctx.clone())
+            .unwrap();
+        assert_eq!(stale.get(&warm).unwrap(), Some(7));
+        assert_eq!(stale.approximate_num_entries().unwrap(), 2);
+    }
+
+    #[test]
     fn a_key_is_read_from_its_partition_and_only_there() {
         let state = Arc::new(Mutex::new(State::Running));
         let (ctx, shared) = context(0, None, state.clone());

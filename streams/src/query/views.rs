@@ -223,6 +223,14 @@ impl Scope {
         }
         match self.ctx.local.get(&self.store, partition) {
             Some(LocalCopy::Active(s)) => Ok(Some((partition, s))),
+            Some(LocalCopy::Standby(s)) if self.stale => Ok(Some((partition, s))),
+            Some(LocalCopy::Standby(_)) => Err(self.err(
+                &format!(
+                    "partition {partition} is only a standby copy here: ask the active host, or read it with \
+                     enable_stale_stores()"
+                ),
+                false,
+            )),
             Some(LocalCopy::Restoring) => {
                 Err(self.err(&format!("partition {partition} is restoring on this instance"), true))
             }
@@ -252,6 +260,8 @@ impl Scope {
             }
             match copy {
                 LocalCopy::Active(s) => out.push(s),
+                LocalCopy::Standby(s) if self.stale => out.push(s),
+                LocalCopy::Standby(_) => {}
                 LocalCopy::Restoring if self.stale => {}
                 LocalCopy::Restoring => {
                     return Err(self.err(&format!("partition {partition} is restoring on this instance"), true))

@@ -160,6 +160,8 @@ fn balanced(
     let first: BTreeSet<TaskId> = tasks.intersection(stateful).copied().collect();
     let mut load: BTreeMap<&String, usize> = owners.keys().map(|o| (o, 0)).collect();
     for (pass, n) in [(&first, first.len()), (tasks, tasks.len())] {
+        // `level` indexes every task's own ranking, not one sequence.
+        #[allow(clippy::needless_range_loop)]
         for level in 0..owners.len() {
             // Within a level, the tasks that want their owner most go first.
             let mut order: Vec<(u64, TaskId)> =
@@ -312,7 +314,10 @@ mod tests {
             for (task, owner) in &before.active {
                 if owner.process == refs[1] {
                     let standby = &before.standby[task];
-                    assert_eq!(after.active[task].process, standby[0].process, "{task} did not fail over to its standby");
+                    assert_eq!(
+                        after.active[task].process, standby[0].process,
+                        "{task} did not fail over to its standby"
+                    );
                 } else {
                     others += 1;
                     others_moved += usize::from(after.active[task].process != owner.process);

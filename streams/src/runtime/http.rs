@@ -211,8 +211,11 @@ fn answer_key(s: &Served, store: &str, key_text: &str, range: &TimeRange, forwar
         Some(LocalCopy::Restoring) => {
             retry_later(store, &format!("partition {partition} is restoring on this instance"))
         }
-        None if forwarded => retry_later(store, &format!("partition {partition} is not (or no longer) hosted here")),
-        None => forward(s, store, &key, key_text, range),
+        // The HTTP endpoint answers with the active copy only: a standby here forwards too.
+        None | Some(LocalCopy::Standby(_)) if forwarded => {
+            retry_later(store, &format!("partition {partition} is not (or no longer) hosted here"))
+        }
+        None | Some(LocalCopy::Standby(_)) => forward(s, store, &key, key_text, range),
     }
 }
 

@@ -10,6 +10,8 @@
 //! | `kstreams_poll_total` | `poll-total` | `thread` |
 //! | `kstreams_active_tasks` | `active-tasks` (client level: the task count) | `thread` |
 //! | `kstreams_standby_tasks` | `standby-tasks` | `thread` |
+//! | `kstreams_task_created_total` | `task-created-total` | `thread` |
+//! | `kstreams_task_closed_total` | `task-closed-total` | `thread` |
 //! | `kstreams_records_lag` | `records-lag` (from librdkafka's statistics) | `topic`, `partition` |
 //! | `kstreams_restore_remaining_records` | `restore-remaining-records-total` | `store`, `partition` |
 //! | `kstreams_state` | `state` (0 created, 1 rebalancing, 2 running, 3 pending shutdown, 4 not running, 5 error) | |
@@ -44,6 +46,8 @@ pub(crate) struct StreamsMetrics {
     pub poll: IntCounterVec,
     pub active_tasks: IntGaugeVec,
     pub standby_tasks: IntGaugeVec,
+    pub task_created: IntCounterVec,
+    pub task_closed: IntCounterVec,
     pub records_lag: IntGaugeVec,
     pub restore_remaining: IntGaugeVec,
     pub state: IntGauge,
@@ -82,6 +86,8 @@ impl StreamsMetrics {
         let poll = counter("kstreams_poll_total", "Consumer polls.", &["thread"])?;
         let active_tasks = gauge("kstreams_active_tasks", "Tasks running on the thread.", &["thread"])?;
         let standby_tasks = gauge("kstreams_standby_tasks", "Standby tasks kept warm by the thread.", &["thread"])?;
+        let task_created = counter("kstreams_task_created_total", "Active tasks created on the thread.", &["thread"])?;
+        let task_closed = counter("kstreams_task_closed_total", "Active tasks closed on the thread.", &["thread"])?;
         let records_lag = gauge(
             "kstreams_records_lag",
             "Consumer lag per input partition (librdkafka statistics).",
@@ -105,6 +111,8 @@ impl StreamsMetrics {
             poll,
             active_tasks,
             standby_tasks,
+            task_created,
+            task_closed,
             records_lag,
             restore_remaining,
             state,

@@ -1,9 +1,11 @@
 //! The runtime: [`KafkaStreams`] runs a topology against a Kafka cluster.
 //!
-//! Every instance started with the same `application.id` joins one consumer group; the group's range
-//! assignor spreads the input partitions over the instances' stream threads, and each thread runs a
-//! task per (sub-topology, partition) it owns. Under `exactly_once_v2` each thread's output, changelog
-//! writes and input offsets commit in one Kafka transaction.
+//! Every instance started with the same `application.id` joins one consumer group; each stream
+//! thread runs a task per (sub-topology, partition) it owns. Which thread owns which task is
+//! computed alike by every member from the group's member list (see the `assignor` module:
+//! rendezvous hashing over process ids, so a restarted instance gets its stores back, and standby
+//! tasks for `num.standby.replicas` placed where failover lands). Under `exactly_once_v2` each
+//! thread's output, changelog writes and input offsets commit in one Kafka transaction.
 //!
 //! Global stores ([`GlobalKTable`](crate::dsl::GlobalKTable)s) hold every partition of their topic
 //! in every instance: `start` restores them before any stream thread starts, and a
@@ -46,6 +48,7 @@ mod partition_group;
 mod standby;
 mod task_manager;
 mod thread;
+mod thread_metadata;
 mod topics;
 
 use std::collections::HashMap;
@@ -55,17 +58,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, StreamsConfig, ValidConfig};
+pub use standby::StandbyUpdateListener;
+pub use thread_metadata::ThreadMetadata;
 
 use kstreams_state::{RestoreListener, StateDirectory};
 
 use crate::error::{Result, StreamsError};
 use crate::query::discovery::Discovery;
-use crate::runtime::assignor::TaskLayout;
 use crate::query::local::LocalStores;
 use crate::query::{
     key_bytes, KeyQueryMetadata, QueryContext, QueryableStoreType, StoreInfo, StoreQueryParameters, StreamsMetadata,
 };
 use crate::record::Data;
+use crate::runtime::assignor::TaskLayout;
 use crate::serde::SharedSerde;
 use crate::task::global::GlobalStores;
 use crate::topology::Topology;
@@ -222,6 +227,7 @@ pub struct KafkaStreams {
     /// The global state updater, when the topology has global stores.
     global: Option<GlobalStreamThread>,
     restore_listener: Option<Arc<dyn RestoreListener>>,
+    standby_listener: Option<Arc<dyn StandbyUpdateListener>>,
     exception_handler: Option<UncaughtHandler>,
     watcher: Option<JoinHandle<()>>,
     metrics: StreamsMetrics,
@@ -233,6 +239,8 @@ pub struct KafkaStreams {
     query: Option<Arc<QueryContext>>,
     /// The locked `<state.dir>/<application.id>` folder, held while the application runs.
     state_dir: Option<StateDirectory>,
+    /// What each stream thread runs, published by its task manager.
+    thread_metadata: Vec<thread_metadata::ThreadMetadataSlot>,
 }
 
 impl KafkaStreams {
@@ -254,6 +262,7 @@ impl KafkaStreams {
             thread_shared: Arc::new(ThreadShared { shutdown: Default::default() }),
             global: None,
             restore_listener: None,
+            standby_listener: None,
             exception_handler: None,
             watcher: None,
             metrics,
@@ -261,6 +270,7 @@ impl KafkaStreams {
             local: Arc::new(LocalStores::default()),
             query: None,
             state_dir: None,
+            thread_metadata: Vec::new(),
         })
     }
 
@@ -291,6 +301,12 @@ impl KafkaStreams {
     /// ```
     pub fn set_global_state_restore_listener(&mut self, listener: Arc<dyn RestoreListener>) {
         self.restore_listener = Some(listener);
+    }
+
+    /// Called as standby tasks load their changelogs (Kafka Streams' `setStandbyUpdateListener`).
+    /// Set it before [`start`](Self::start).
+    pub fn set_standby_update_listener(&mut self, listener: Arc<dyn StandbyUpdateListener>) {
+        self.standby_listener = Some(listener);
     }
 
     /// The application's metrics (see the table in the `runtime` module's metrics docs), for an
@@ -351,14 +367,21 @@ impl KafkaStreams {
         let rebalancing: Vec<Arc<AtomicBool>> =
             (0..self.config.num_stream_threads).map(|_| Arc::new(AtomicBool::new(true))).collect();
         for (index, flag) in rebalancing.iter().enumerate() {
+            let slot: thread_metadata::ThreadMetadataSlot = Arc::new(Mutex::new(ThreadMetadata {
+                thread_name: format!("{}-StreamThread-{}", self.config.application_id, index + 1),
+                ..ThreadMetadata::default()
+            }));
+            self.thread_metadata.push(slot.clone());
             let spawn = ThreadSpec {
                 index,
                 process_id: process_id.clone(),
                 layout: layout.clone(),
+                metadata: slot.clone(),
                 config: self.config.clone(),
                 topology: self.topology.clone(),
                 partitions: partitions.clone(),
                 restore_listener: restore_listener.clone(),
+                standby_listener: self.standby_listener.clone(),
                 metrics: self.metrics.clone(),
                 rebalancing: flag.clone(),
                 global: global_stores.clone(),
@@ -585,6 +608,12 @@ impl KafkaStreams {
         let ctx = self.query_context_or_err(store)?;
         ctx.info(store)?;
         Ok(ctx.all_metadata()?.into_iter().filter(|m| m.state_store_names.contains(store)).collect())
+    }
+
+    /// What each of this instance's stream threads runs, active and standby (Kafka Streams'
+    /// `metadataForLocalThreads`).
+    pub fn metadata_for_local_threads(&self) -> Vec<ThreadMetadata> {
+        self.thread_metadata.iter().filter_map(|slot| slot.lock().ok().map(|m| m.clone())).collect()
     }
 
     /// Every instance of the application with what it hosts (Kafka Streams' `metadataForAllStreamsClients`).

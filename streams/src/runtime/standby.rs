@@ -26,12 +26,36 @@ use kstreams_state::{
     StoreOptions, TaskStateManager,
 };
 
+use kstreams_state::layers::SharedStore;
+
 use crate::error::{Result, StreamsError};
+use crate::query::local::LocalStores;
 use crate::task::TaskId;
 use crate::topology::{SubTopology, Topology};
 
+/// Changelog records as stores restore them: key and value (`None`: a tombstone).
+type ChangelogBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// Records the standby consumer hands over per call of [`Standbys::update`].
 const MAX_RECORDS_PER_UPDATE: usize = 5_000;
+
+/// Hooks called as standby tasks load changelog records (Kafka Streams' `StandbyUpdateListener`,
+/// KIP-988).
+///
+/// ```
+/// use kstreams_streams::runtime::StandbyUpdateListener;
+/// struct Print;
+/// impl StandbyUpdateListener for Print {
+///     fn on_batch_loaded(&self, topic: &str, partition: i32, store: &str, batch_end_offset: i64, batch_size: u64) {
+///         println!("{store}: {batch_size} records of {topic}-{partition} up to {batch_end_offset}");
+///     }
+/// }
+/// ```
+pub trait StandbyUpdateListener: Send + Sync {
+    /// `batch_size` records of `topic`-`partition` up to `batch_end_offset` (inclusive) were
+    /// applied to the standby copy of `store`.
+    fn on_batch_loaded(&self, topic: &str, partition: i32, store: &str, batch_end_offset: i64, batch_size: u64);
+}
 
 /// A standby never writes: its stores only restore.
 struct NoWrites;
@@ -68,6 +92,9 @@ pub(crate) struct Standbys {
     application_id: String,
     state_dir: std::path::PathBuf,
     options: StoreOptions,
+    listener: Option<Arc<dyn StandbyUpdateListener>>,
+    /// Where stale interactive queries find the standby copies.
+    local: Arc<LocalStores>,
 }
 
 impl Standbys {
@@ -78,6 +105,8 @@ impl Standbys {
         application_id: &str,
         state_dir: &std::path::Path,
         mut options: StoreOptions,
+        listener: Option<Arc<dyn StandbyUpdateListener>>,
+        local: Arc<LocalStores>,
     ) -> Result<Standbys> {
         client
             .set("group.id", format!("{application_id}-standby"))
@@ -99,6 +128,8 @@ impl Standbys {
             application_id: application_id.to_string(),
             state_dir: state_dir.to_path_buf(),
             options,
+            listener,
+            local,
         })
     }
 
@@ -134,8 +165,12 @@ impl Standbys {
             if !spec.logging || spec.backend != Backend::RocksDb {
                 continue;
             }
-            let opened = state.open(spec, &ctx, &self.options, None)?;
+            let mut opened = state.open(spec, &ctx, &self.options, None)?;
             if let Some(topic) = opened.changelog_topic.clone() {
+                // Stale queries read the copy while the thread applies the changelog to it.
+                let (store, shared) = SharedStore::share(opened.store);
+                opened.store = store;
+                self.local.standby(&spec.name, partition, shared);
                 stores.push((topic, opened));
             }
         }
@@ -148,6 +183,7 @@ impl Standbys {
     /// placement moves it away).
     pub fn close(&mut self, id: &TaskId) -> Result<()> {
         let Some(task) = self.tasks.remove(id) else { return Ok(()) };
+        self.forget(*id, &task);
         close(*id, task)?;
         tracing::info!(task = %id, "standby task closed");
         self.reassign()
@@ -156,12 +192,19 @@ impl Standbys {
     /// Closes every standby task.
     pub fn close_all(&mut self) {
         for (id, task) in std::mem::take(&mut self.tasks) {
+            self.forget(id, &task);
             if let Err(e) = close(id, task) {
                 tracing::warn!(task = %id, error = %e, "closing a standby task failed");
             }
         }
         self.routes.clear();
         let _ = self.consumer.unassign();
+    }
+
+    /// Queries stop finding the task's copies.
+    fn forget(&self, id: TaskId, task: &StandbyTask) {
+        let names: Vec<String> = task.stores.iter().map(|(_, s)| s.store.name().to_string()).collect();
+        self.local.remove(&names, id.partition);
     }
 
     /// Assigns the standby consumer every standby changelog partition, from where each stands.
@@ -193,7 +236,8 @@ impl Standbys {
         if self.tasks.is_empty() {
             return Ok(0);
         }
-        let mut batches: HashMap<(TaskId, usize), (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64)> = HashMap::new();
+        // Per (task, store): the records to apply and the offset of the last one.
+        let mut batches: HashMap<(TaskId, usize), (ChangelogBatch, i64)> = HashMap::new();
         let mut n = 0;
         while n < MAX_RECORDS_PER_UPDATE {
             let Some(result) = self.consumer.poll(Duration::ZERO) else { break };
@@ -216,6 +260,9 @@ impl Standbys {
             let (topic, opened) = &mut task.stores[store];
             opened.store.restore_batch(&batch)?;
             task.applied.insert(topic.clone(), last);
+            if let Some(l) = &self.listener {
+                l.on_batch_loaded(topic, id.partition, opened.store.name(), last, batch.len() as u64);
+            }
         }
         Ok(n)
     }

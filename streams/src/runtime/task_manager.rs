@@ -29,6 +29,7 @@ use crate::runtime::metrics::StreamsMetrics;
 use crate::runtime::partition_group::PartitionGroup;
 use crate::runtime::standby::Standbys;
 use crate::runtime::thread::KConsumer;
+use crate::runtime::thread_metadata::ThreadMetadataSlot;
 use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
 use crate::topology::{SubTopology, Topology};
@@ -66,6 +67,8 @@ pub(crate) struct TaskFactory {
     pub metrics: StreamsMetrics,
     /// The thread's name, as a metric label.
     pub thread_name: String,
+    /// Where the thread's tasks are published (`metadata_for_local_threads`).
+    pub metadata: ThreadMetadataSlot,
 }
 
 /// A stream thread's tasks.
@@ -73,6 +76,8 @@ pub(crate) struct TaskManager {
     factory: TaskFactory,
     active_tasks: prometheus::IntGauge,
     standby_tasks: prometheus::IntGauge,
+    created: prometheus::IntCounter,
+    closed: prometheus::IntCounter,
     tasks: BTreeMap<TaskId, TaskEntry>,
     /// The partitions the group assigned to the thread.
     assigned: HashSet<(String, i32)>,
@@ -88,10 +93,14 @@ impl TaskManager {
     pub fn new(factory: TaskFactory, standbys: Standbys) -> Self {
         let active_tasks = factory.metrics.active_tasks.with_label_values(&[&factory.thread_name]);
         let standby_tasks = factory.metrics.standby_tasks.with_label_values(&[&factory.thread_name]);
+        let created = factory.metrics.task_created.with_label_values(&[&factory.thread_name]);
+        let closed = factory.metrics.task_closed.with_label_values(&[&factory.thread_name]);
         TaskManager {
             factory,
             active_tasks,
             standby_tasks,
+            created,
+            closed,
             tasks: BTreeMap::new(),
             assigned: HashSet::new(),
             standbys,
@@ -120,6 +129,8 @@ impl TaskManager {
         for id in gone {
             if let Some(entry) = self.tasks.remove(&id) {
                 close_task(&self.factory.local, id, entry, true);
+                self.closed.inc();
+                self.publish();
                 tracing::info!(thread = self.factory.index, task = %id, "task closed (moved away)");
             }
         }
@@ -127,7 +138,7 @@ impl TaskManager {
         tracing::info!(thread = self.factory.index, kept, active = wanted.len(), standby = standby.len(), "assignment");
         self.assigned = partitions;
         self.standby_wanted = standby;
-        self.active_tasks.set(self.tasks.len() as i64);
+        self.publish();
         self.stale = true;
     }
 
@@ -146,6 +157,16 @@ impl TaskManager {
         Ok(list)
     }
 
+    /// Publishes the thread's tasks and their gauges.
+    fn publish(&self) {
+        self.active_tasks.set(self.tasks.len() as i64);
+        self.standby_tasks.set(self.standbys.len() as i64);
+        if let Ok(mut m) = self.factory.metadata.lock() {
+            m.active_tasks = self.tasks.keys().copied().collect();
+            m.standby_tasks = self.standbys.ids().into_iter().collect();
+        }
+    }
+
     /// Applies what the standby consumer fetched to the standby tasks' stores.
     pub fn update_standbys(&mut self) -> Result<usize> {
         self.standbys.update()
@@ -160,16 +181,20 @@ impl TaskManager {
     pub fn close_standbys(&mut self) {
         self.standbys.close_all();
         self.standby_wanted.clear();
-        self.standby_tasks.set(0);
+        self.publish();
     }
 
     /// Closes every task; `clean` after a successful commit (checkpoints are written), not after a
     /// failure (stores restore from their committed point on the next start).
     pub fn close_all(&mut self, clean: bool) {
-        for (id, entry) in std::mem::take(&mut self.tasks) {
-            close_task(&self.factory.local, id, entry, clean);
+        for id in self.ids() {
+            if let Some(entry) = self.tasks.remove(&id) {
+                close_task(&self.factory.local, id, entry, clean);
+                self.closed.inc();
+                self.publish();
+            }
         }
-        self.active_tasks.set(0);
+        self.publish();
         self.stale = true;
     }
 
@@ -232,7 +257,7 @@ impl TaskManager {
                 self.standbys.open(&self.factory.topology, sub, id.partition, eos)?;
             }
         }
-        self.standby_tasks.set(self.standbys.len() as i64);
+        self.publish();
         self.stale = false;
         Ok(())
     }
@@ -285,9 +310,12 @@ impl TaskManager {
                 }
             }
             self.tasks.insert(id, TaskEntry { task, state, inputs });
+            self.created.inc();
+            if let Ok(mut m) = f.metadata.lock() {
+                m.active_tasks.insert(id);
+            }
             tracing::info!(thread = f.index, task = %id, "task created");
         }
-        self.active_tasks.set(self.tasks.len() as i64);
         Ok(())
     }
 }

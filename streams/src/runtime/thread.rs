@@ -45,8 +45,9 @@ use crate::runtime::commit_metadata;
 use crate::runtime::config::{DeserializationHandler, ExceptionHandler, ProcessingGuarantee, ValidConfig};
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
 use crate::runtime::partition_group::{Lag, Pending};
-use crate::runtime::standby::Standbys;
+use crate::runtime::standby::{StandbyUpdateListener, Standbys};
 use crate::runtime::task_manager::{TaskFactory, TaskManager};
+use crate::runtime::thread_metadata::ThreadMetadataSlot;
 use crate::task::global::GlobalStores;
 use crate::task::TaskId;
 use crate::topology::Topology;
@@ -198,6 +199,11 @@ impl ConsumerContext for RebalanceCtx {
                 if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
                     tracing::error!(error = ?err, "assigning the consumer its partitions failed");
                 }
+                // librdkafka keeps a partition paused through unassign and assign: a task that
+                // stayed paused (too many records buffered) would never be fetched again. The new
+                // assignment starts unpaused; the loop pauses again what is still too full.
+                // SAFETY: as above.
+                unsafe { rdkafka::bindings::rd_kafka_resume_partitions(native, list.ptr()) };
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if let Ok(mut work) = self.work.lock() {
@@ -220,6 +226,10 @@ impl ConsumerContext for RebalanceCtx {
 }
 
 pub(crate) type KConsumer = BaseConsumer<RebalanceCtx>;
+
+/// A thread's share of the placement: the input partitions of its active tasks, and its standby
+/// tasks.
+type ThreadShare = (HashSet<(String, i32)>, BTreeSet<TaskId>);
 
 fn is_eos(config: &ValidConfig) -> bool {
     config.guarantee == ProcessingGuarantee::ExactlyOnceV2
@@ -266,11 +276,12 @@ fn create_producer(config: &ValidConfig, transactional_id: &str, ctx: ProducerCt
     set_default(&mut client, "queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES);
     client.set("enable.idempotence", "true");
     if is_eos(config) {
-        client
-            .set("transactional.id", transactional_id)
-            .set("transaction.timeout.ms", "10000")
-            // librdkafka retries CONCURRENT_TRANSACTIONS with retry.backoff.ms: keep it low.
-            .set("retry.backoff.ms", "20");
+        client.set("transactional.id", transactional_id);
+        // Kafka Streams' default: a killed instance's open transaction (which holds back
+        // read_committed readers of its outputs and changelogs) is aborted by the broker after this.
+        set_default(&mut client, "transaction.timeout.ms", "10000");
+        // librdkafka retries CONCURRENT_TRANSACTIONS with retry.backoff.ms: keep it low.
+        set_default(&mut client, "retry.backoff.ms", "20");
     }
     let producer: KProducer = client.create_with_context(ctx)?;
     if is_eos(config) {
@@ -286,10 +297,13 @@ pub(crate) struct ThreadSpec {
     pub process_id: String,
     /// Every task of the topology, for the placement.
     pub layout: Arc<TaskLayout>,
+    /// Where the thread publishes its tasks.
+    pub metadata: ThreadMetadataSlot,
     pub config: Arc<ValidConfig>,
     pub topology: Arc<Topology>,
     pub partitions: HashMap<String, i32>,
     pub restore_listener: Arc<dyn RestoreListener>,
+    pub standby_listener: Option<Arc<dyn StandbyUpdateListener>>,
     pub metrics: StreamsMetrics,
     pub rebalancing: Arc<AtomicBool>,
     pub global: Arc<GlobalStores>,
@@ -310,10 +324,12 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         index,
         process_id,
         layout,
+        metadata,
         config,
         topology,
         partitions,
         restore_listener,
+        standby_listener,
         metrics,
         rebalancing,
         global,
@@ -358,21 +374,27 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         &config.application_id,
         &config.state_dir,
         store_options.clone(),
+        standby_listener.clone(),
+        local.clone(),
     )?;
-    let tasks = TaskManager::new(TaskFactory {
-        index,
-        config: config.clone(),
-        topology,
-        subs,
-        topic_to_sub: topic_to_sub.clone(),
-        partitions: Arc::new(Mutex::new(partitions)),
-        restorer,
-        global: global.clone(),
-        local: local.clone(),
-        store_options,
-        metrics: metrics.clone(),
-        thread_name: thread_name.clone(),
-    }, standbys);
+    let tasks = TaskManager::new(
+        TaskFactory {
+            index,
+            config: config.clone(),
+            topology,
+            subs,
+            topic_to_sub: topic_to_sub.clone(),
+            partitions: Arc::new(Mutex::new(partitions)),
+            restorer,
+            global: global.clone(),
+            local: local.clone(),
+            store_options,
+            metrics: metrics.clone(),
+            thread_name: thread_name.clone(),
+            metadata: metadata.clone(),
+        },
+        standbys,
+    );
     let work = Arc::new(Mutex::new(ThreadWork {
         index,
         process_id: process_id.clone(),
@@ -723,11 +745,14 @@ impl ThreadWork {
             let metadata = consumer
                 .group_metadata()
                 .ok_or_else(|| StreamsError::IllegalState("the consumer has no group metadata yet".into()))?;
+            // Our flush first: the one inside `commit_transaction` would wait for linger.ms. The
+            // offsets go last, right before the commit: once sent, a crash leaves them pending
+            // until the broker aborts the transaction (`transaction.timeout.ms`), and the next
+            // owner of the partitions waits for that (KIP-447); so the window stays one round trip.
+            flush(&self.producer, TXN_TIMEOUT)?;
             if offsets.count() > 0 {
                 self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
             }
-            // Our flush first: the one inside `commit_transaction` would wait for linger.ms.
-            flush(&self.producer, TXN_TIMEOUT)?;
             self.producer.commit_transaction(TXN_TIMEOUT)?;
             self.check_deliveries()?;
             self.commit_stores()?;
@@ -803,13 +828,20 @@ impl ThreadWork {
             None => {
                 // Taking the group leader's choice instead could overlap with what the other
                 // members took from the placement: take nothing until the members can be read.
-                tracing::warn!(thread = self.index,
-                    "the group's members could not be read; the thread's share of the placement waits for them");
+                tracing::warn!(
+                    thread = self.index,
+                    "the group's members could not be read; the thread's share of the placement waits for them"
+                );
                 self.unplanned = Some(Instant::now());
                 Default::default()
             }
         };
-        tracing::info!(thread = self.index, partitions = partitions.len(), standbys = standby.len(), "partitions assigned");
+        tracing::info!(
+            thread = self.index,
+            partitions = partitions.len(),
+            standbys = standby.len(),
+            "partitions assigned"
+        );
         self.tasks.assign(partitions, standby);
         // A new assignment starts unpaused.
         self.paused.clear();
@@ -830,15 +862,23 @@ impl ThreadWork {
             return Ok(());
         };
         self.unplanned = None;
-        tracing::info!(thread = self.index, partitions = partitions.len(), standbys = standby.len(), "partitions assigned");
+        tracing::info!(
+            thread = self.index,
+            partitions = partitions.len(),
+            standbys = standby.len(),
+            "partitions assigned"
+        );
         self.tasks.assign(partitions, standby);
-        consumer.assign(&self.tasks.positions()?)?;
+        let positions = self.tasks.positions()?;
+        consumer.assign(&positions)?;
+        consumer.resume(&positions)?;
+        self.paused.clear();
         Ok(())
     }
 
     /// This thread's active and standby tasks in the placement of the group's current members, or
     /// `None` when the coordinator does not describe the generation this thread joined.
-    fn placement(&self, consumer: &KConsumer) -> Option<(HashSet<(String, i32)>, BTreeSet<TaskId>)> {
+    fn placement(&self, consumer: &KConsumer) -> Option<ThreadShare> {
         for attempt in 0..3 {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(100));
