@@ -139,6 +139,9 @@ mod child {
         if let Ok(n) = std::env::var("STANDBYS") {
             config = config.set("num.standby.replicas", n);
         }
+        if let Ok(n) = std::env::var("THREADS") {
+            config = config.set("num.stream.threads", n);
+        }
         let topology = builder.build().expect("topology");
         let mut app = KafkaStreams::new(topology, config).expect("config");
         app.set_global_state_restore_listener(Arc::new(PrintRestores));
@@ -265,6 +268,8 @@ struct Setup {
     guarantee: &'static str,
     /// `num.standby.replicas` of the instances.
     standbys: usize,
+    /// `num.stream.threads` of the instances.
+    threads: usize,
     _topics: support::Topics,
 }
 
@@ -279,7 +284,7 @@ impl Setup {
         // `echo` records carry the time the broker appended them: when their task processed them.
         specs[1].configs = &[("message.timestamp.type", "LogAppendTime")];
         let topics = support::create_topics(&specs).expect("create topics");
-        Setup { app_id, input, prefix, guarantee, standbys: 0, _topics: topics }
+        Setup { app_id, input, prefix, guarantee, standbys: 0, threads: 1, _topics: topics }
     }
 
     fn spawn(&self, name: &str, state_dir: &Path, instance_id: Option<&str>) -> AppProcess {
@@ -292,6 +297,7 @@ impl Setup {
             .env("BOOTSTRAP", support::bootstrap())
             .env("GUARANTEE", self.guarantee)
             .env("STANDBYS", self.standbys.to_string())
+            .env("THREADS", self.threads.to_string())
             .env("STATE_DIR", state_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1068,13 +1074,44 @@ fn standby_failover_is_fast() {
     );
 }
 
+/// Two instances of two stream threads each, one standby: tasks and standbys move between the
+/// threads of one instance as well as between instances (a thread waits for the other to close a
+/// task's folder before opening it); one instance is SIGKILLed and restarted twice; exactly-once
+/// throughout.
+fn threads_and_standbys_share_an_instance() {
+    let mut setup = Setup::new("eos-threads", "exactly_once_v2");
+    setup.standbys = 1;
+    setup.threads = 2;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let writer = InputWriter::start(&setup.input, 300);
+    let a = setup.spawn("a", dirs[0].path(), None);
+    assert!(a.wait_for_line("STATE Running", Duration::from_secs(60)), "a never ran");
+    let mut b = setup.spawn("b1", dirs[1].path(), None);
+    for round in 2..=3 {
+        assert!(b.wait_for_line("STATE Running", Duration::from_secs(60)), "b never ran");
+        std::thread::sleep(random_pause());
+        b.kill();
+        std::thread::sleep(Duration::from_secs(8));
+        b = setup.spawn(&format!("b{round}"), dirs[1].path(), None);
+    }
+    assert!(b.wait_for_line("STATE Running", Duration::from_secs(60)), "b never ran");
+    std::thread::sleep(Duration::from_secs(3));
+    let counts = writer.finish();
+    verify_exactly_once(&setup, &counts);
+    for p in [a, b] {
+        assert!(!p.lines().iter().any(|l| l.starts_with("ERROR")), "{} failed", p.name);
+        assert_eq!(p.stop(), Some(0));
+    }
+    setup.cleanup();
+}
+
 fn main() {
     match std::env::var("KSTREAMS_TEST_APP").as_deref() {
         Ok("counts") => return counts::run(),
         Ok(_) => return child::run(),
         Err(_) => {}
     }
-    let scenarios: [(&str, fn()); 7] = [
+    let scenarios: [(&str, fn()); 8] = [
         ("exactly_once_survives_sigkill", exactly_once_survives_sigkill),
         ("at_least_once_survives_sigkill", at_least_once_survives_sigkill),
         ("scale_out_and_back_in", scale_out_and_back_in),
@@ -1082,6 +1119,7 @@ fn main() {
         ("a_static_member_restarts_without_a_rebalance", a_static_member_restarts_without_a_rebalance),
         ("standby_failover_is_fast", standby_failover_is_fast),
         ("ten_kills_restore_nothing_in_full", ten_kills_restore_nothing_in_full),
+        ("threads_and_standbys_share_an_instance", threads_and_standbys_share_an_instance),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let chosen: Vec<_> = scenarios.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f))).collect();

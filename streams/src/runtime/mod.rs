@@ -366,6 +366,7 @@ impl KafkaStreams {
         }
         let rebalancing: Vec<Arc<AtomicBool>> =
             (0..self.config.num_stream_threads).map(|_| Arc::new(AtomicBool::new(true))).collect();
+        let dir_locks = Arc::new(task_manager::TaskDirLocks::default());
         for (index, flag) in rebalancing.iter().enumerate() {
             let slot: thread_metadata::ThreadMetadataSlot = Arc::new(Mutex::new(ThreadMetadata {
                 thread_name: format!("{}-StreamThread-{}", self.config.application_id, index + 1),
@@ -377,6 +378,7 @@ impl KafkaStreams {
                 process_id: process_id.clone(),
                 layout: layout.clone(),
                 metadata: slot.clone(),
+                dir_locks: dir_locks.clone(),
                 config: self.config.clone(),
                 topology: self.topology.clone(),
                 partitions: partitions.clone(),

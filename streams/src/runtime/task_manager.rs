@@ -38,6 +38,30 @@ use crate::topology::{SubTopology, Topology};
 /// than `transaction.timeout.ms`, after which the broker aborts it.
 const STABLE_OFFSETS_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Which stream thread of this process uses each task's state folder (Kafka Streams'
+/// `StateDirectory` task locks). A task can move between two threads of one process in a
+/// rebalance, or from one thread's standby to another's active task, and the threads act on the
+/// new assignment at their own pace: the thread that gets the task waits until the other one
+/// closed its copy, rather than opening the same RocksDB folder twice.
+#[derive(Debug, Default)]
+pub(crate) struct TaskDirLocks(Mutex<HashMap<TaskId, usize>>);
+
+impl TaskDirLocks {
+    /// Takes the folder of `task` for `thread`; false while another thread holds it.
+    pub fn try_lock(&self, task: TaskId, thread: usize) -> bool {
+        let mut held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held.entry(task).or_insert(thread) == thread
+    }
+
+    /// Gives the folder of `task` back, if `thread` holds it.
+    pub fn unlock(&self, task: TaskId, thread: usize) {
+        let mut held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.get(&task) == Some(&thread) {
+            held.remove(&task);
+        }
+    }
+}
+
 /// One running task with what the thread keeps beside it.
 pub(crate) struct TaskEntry {
     pub task: StreamTask,
@@ -69,6 +93,8 @@ pub(crate) struct TaskFactory {
     pub thread_name: String,
     /// Where the thread's tasks are published (`metadata_for_local_threads`).
     pub metadata: ThreadMetadataSlot,
+    /// The process's task folder locks, shared by its threads.
+    pub dir_locks: Arc<TaskDirLocks>,
 }
 
 /// A stream thread's tasks.
@@ -84,6 +110,9 @@ pub(crate) struct TaskManager {
     /// The thread's standby tasks, and those the placement wants.
     standbys: Standbys,
     standby_wanted: BTreeSet<TaskId>,
+    /// Assigned tasks waiting for another thread of this process to close their folder; their
+    /// partitions are paused meanwhile.
+    waiting: BTreeSet<TaskId>,
     /// The assignment or the task set changed since [`ensure_tasks`](Self::ensure_tasks) last made
     /// them agree.
     stale: bool,
@@ -105,6 +134,7 @@ impl TaskManager {
             assigned: HashSet::new(),
             standbys,
             standby_wanted: BTreeSet::new(),
+            waiting: BTreeSet::new(),
             stale: false,
         }
     }
@@ -129,6 +159,7 @@ impl TaskManager {
         for id in gone {
             if let Some(entry) = self.tasks.remove(&id) {
                 close_task(&self.factory.local, id, entry, true);
+                self.factory.dir_locks.unlock(id, self.factory.index);
                 self.closed.inc();
                 self.publish();
                 tracing::info!(thread = self.factory.index, task = %id, "task closed (moved away)");
@@ -138,6 +169,8 @@ impl TaskManager {
         tracing::info!(thread = self.factory.index, kept, active = wanted.len(), standby = standby.len(), "assignment");
         self.assigned = partitions;
         self.standby_wanted = standby;
+        // The new assignment starts unpaused: what still waits is paused again.
+        self.waiting.clear();
         self.publish();
         self.stale = true;
     }
@@ -155,6 +188,36 @@ impl TaskManager {
             list.add_partition_offset(topic, *partition, position.map_or(Offset::Invalid, Offset::Offset))?;
         }
         Ok(list)
+    }
+
+    /// Whether `id` is assigned but waits for its folder (its records are fetched again later).
+    pub fn is_waiting(&self, id: &TaskId) -> bool {
+        self.waiting.contains(id)
+    }
+
+    /// Pauses the partitions of tasks that start waiting for their folder, resumes those of tasks
+    /// that no longer wait.
+    fn pause_waiting(&mut self, consumer: &KConsumer, locked: BTreeSet<TaskId>) -> Result<()> {
+        let partitions = |ids: &BTreeSet<TaskId>| -> Result<TopicPartitionList> {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition) in &self.assigned {
+                if self.task_for(topic, *partition).is_some_and(|id| ids.contains(&id)) {
+                    list.add_partition(topic, *partition);
+                }
+            }
+            Ok(list)
+        };
+        let start: BTreeSet<TaskId> = locked.difference(&self.waiting).copied().collect();
+        let done: BTreeSet<TaskId> = self.waiting.difference(&locked).copied().collect();
+        if !start.is_empty() {
+            tracing::debug!(thread = self.factory.index, tasks = ?start, "waiting for another thread to close the tasks");
+            consumer.pause(&partitions(&start)?)?;
+        }
+        if !done.is_empty() {
+            consumer.resume(&partitions(&done)?)?;
+        }
+        self.waiting = locked;
+        Ok(())
     }
 
     /// Publishes the thread's tasks and their gauges.
@@ -179,7 +242,11 @@ impl TaskManager {
 
     /// Closes the standby tasks (the thread stops).
     pub fn close_standbys(&mut self) {
+        let ids = self.standbys.ids();
         self.standbys.close_all();
+        for id in ids {
+            self.factory.dir_locks.unlock(id, self.factory.index);
+        }
         self.standby_wanted.clear();
         self.publish();
     }
@@ -190,6 +257,7 @@ impl TaskManager {
         for id in self.ids() {
             if let Some(entry) = self.tasks.remove(&id) {
                 close_task(&self.factory.local, id, entry, clean);
+                self.factory.dir_locks.unlock(id, self.factory.index);
                 self.closed.inc();
                 self.publish();
             }
@@ -242,9 +310,26 @@ impl TaskManager {
         for id in self.standbys.ids() {
             if wanted.contains(&id) || !self.standby_wanted.contains(&id) {
                 self.standbys.close(&id)?;
+                self.factory.dir_locks.unlock(id, self.factory.index);
             }
         }
-        let new: HashSet<TaskId> = wanted.into_iter().filter(|id| !self.tasks.contains_key(id)).collect();
+        let mut waiting = false;
+        let (index, locks) = (self.factory.index, self.factory.dir_locks.clone());
+        let mut locked = BTreeSet::new();
+        let new: HashSet<TaskId> = wanted
+            .into_iter()
+            .filter(|id| !self.tasks.contains_key(id))
+            .filter(|id| {
+                // Another thread of this process still has the task's folder: retry next round.
+                let free = locks.try_lock(*id, index);
+                if !free {
+                    locked.insert(*id);
+                }
+                free
+            })
+            .collect();
+        self.pause_waiting(consumer, locked)?;
+        waiting |= !self.waiting.is_empty();
         if !new.is_empty() {
             self.create_tasks(new, consumer, producer)?;
         }
@@ -253,12 +338,16 @@ impl TaskManager {
             if self.tasks.contains_key(&id) || self.standbys.contains(&id) {
                 continue;
             }
+            if !locks.try_lock(id, index) {
+                waiting = true;
+                continue;
+            }
             if let Some(sub) = self.factory.subs.iter().find(|s| s.id == id.subtopology) {
                 self.standbys.open(&self.factory.topology, sub, id.partition, eos)?;
             }
         }
         self.publish();
-        self.stale = false;
+        self.stale = waiting;
         Ok(())
     }
 
@@ -291,6 +380,7 @@ impl TaskManager {
                 Ok(created) => created,
                 Err(e) => {
                     f.local.remove(&sub.stores, id.partition);
+                    f.dir_locks.unlock(id, f.index);
                     return Err(e);
                 }
             };
@@ -379,5 +469,23 @@ fn close_task(local: &LocalStores, id: TaskId, mut entry: TaskEntry, clean: bool
         if let Err(e) = entry.state.close_clean() {
             tracing::warn!(task = %id, error = %e, "writing the checkpoint of a closed task failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_folder_is_held_by_one_thread_at_a_time() {
+        let locks = TaskDirLocks::default();
+        let task = TaskId { subtopology: 0, partition: 3 };
+        assert!(locks.try_lock(task, 0));
+        assert!(locks.try_lock(task, 0), "taking it again is fine");
+        assert!(!locks.try_lock(task, 1), "another thread waits");
+        locks.unlock(task, 1);
+        assert!(!locks.try_lock(task, 1), "only the holder gives it back");
+        locks.unlock(task, 0);
+        assert!(locks.try_lock(task, 1));
     }
 }

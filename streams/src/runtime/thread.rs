@@ -46,7 +46,7 @@ use crate::runtime::config::{DeserializationHandler, ExceptionHandler, Processin
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
 use crate::runtime::partition_group::{Lag, Pending};
 use crate::runtime::standby::{StandbyUpdateListener, Standbys};
-use crate::runtime::task_manager::{TaskFactory, TaskManager};
+use crate::runtime::task_manager::{TaskDirLocks, TaskFactory, TaskManager};
 use crate::runtime::thread_metadata::ThreadMetadataSlot;
 use crate::task::global::GlobalStores;
 use crate::task::TaskId;
@@ -299,6 +299,8 @@ pub(crate) struct ThreadSpec {
     pub layout: Arc<TaskLayout>,
     /// Where the thread publishes its tasks.
     pub metadata: ThreadMetadataSlot,
+    /// The process's task folder locks.
+    pub dir_locks: Arc<TaskDirLocks>,
     pub config: Arc<ValidConfig>,
     pub topology: Arc<Topology>,
     pub partitions: HashMap<String, i32>,
@@ -325,6 +327,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         process_id,
         layout,
         metadata,
+        dir_locks,
         config,
         topology,
         partitions,
@@ -392,6 +395,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
             metrics: metrics.clone(),
             thread_name: thread_name.clone(),
             metadata: metadata.clone(),
+            dir_locks: dir_locks.clone(),
         },
         standbys,
     );
@@ -536,6 +540,11 @@ impl ThreadWork {
         let Some(id) = self.tasks.task_for(topic, partition) else {
             return Err(StreamsError::IllegalState(format!("no sub-topology reads topic `{topic}`")));
         };
+        if self.tasks.is_waiting(&id) {
+            // Fetched before its partition was paused: fetched again once the task exists.
+            consumer.seek(topic, partition, Offset::Offset(m.offset()), Duration::from_secs(5))?;
+            return Ok(());
+        }
         let entry = self.tasks.get_mut(&id).ok_or_else(|| {
             StreamsError::IllegalState(format!("record for {topic}-{partition} but task {id} is not assigned"))
         })?;
