@@ -36,6 +36,10 @@ use crate::topology::{SubTopology, Topology};
 /// Changelog records as stores restore them: key and value (`None`: a tombstone).
 type ChangelogBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
+/// A standby's stores write their memtables to disk after this many changelog records: the active
+/// task that replaces the standby then replays little write-ahead log when it opens them.
+const FLUSH_EVERY: u64 = 50_000;
+
 /// Records the standby consumer hands over per call of [`Standbys::update`].
 const MAX_RECORDS_PER_UPDATE: usize = 5_000;
 
@@ -73,6 +77,8 @@ struct StandbyTask {
     stores: Vec<(String, OpenedStore)>,
     /// The offset of the last changelog record applied, per changelog topic.
     applied: HashMap<String, i64>,
+    /// Records applied since the stores were last flushed.
+    unflushed: u64,
 }
 
 /// Whether `sub`'s tasks get standbys: they have a logged persistent store.
@@ -175,7 +181,7 @@ impl Standbys {
             }
         }
         tracing::info!(task = %id, stores = stores.len(), "standby task created");
-        self.tasks.insert(id, StandbyTask { state, stores, applied: HashMap::new() });
+        self.tasks.insert(id, StandbyTask { state, stores, applied: HashMap::new(), unflushed: 0 });
         self.reassign()
     }
 
@@ -260,6 +266,7 @@ impl Standbys {
             let (topic, opened) = &mut task.stores[store];
             opened.store.restore_batch(&batch)?;
             task.applied.insert(topic.clone(), last);
+            task.unflushed += batch.len() as u64;
             if let Some(l) = &self.listener {
                 l.on_batch_loaded(topic, id.partition, opened.store.name(), last, batch.len() as u64);
             }
@@ -280,6 +287,12 @@ fn commit(task: &mut StandbyTask) -> Result<()> {
     let applied = &task.applied;
     let stores = task.stores.iter_mut().map(|(_, s)| &mut s.store as &mut dyn StateStore);
     task.state.commit(stores, |topic| applied.get(topic).copied())?;
+    if task.unflushed >= FLUSH_EVERY {
+        for (_, opened) in &mut task.stores {
+            opened.store.flush()?;
+        }
+        task.unflushed = 0;
+    }
     Ok(())
 }
 
