@@ -38,7 +38,7 @@ type ChangelogBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// A standby's stores write their memtables to disk after this many changelog records: the active
 /// task that replaces the standby then replays little write-ahead log when it opens them.
-const FLUSH_EVERY: u64 = 50_000;
+const FLUSH_EVERY: u64 = 10_000;
 
 /// Records the standby consumer hands over per call of [`Standbys::update`].
 const MAX_RECORDS_PER_UPDATE: usize = 5_000;

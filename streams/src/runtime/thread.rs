@@ -829,10 +829,10 @@ impl ThreadWork {
     /// A rebalance ended: this thread's share of the placement becomes its assignment. Returns the
     /// partitions for the consumer, each with where to resume.
     fn on_assigned(&mut self, consumer: &KConsumer) -> Result<TopicPartitionList> {
-        let (partitions, standby) = match self.placement(consumer) {
-            Some(plan) => {
+        let share = match self.placement(consumer) {
+            Some(share) => {
                 self.unplanned = None;
-                plan
+                share
             }
             None => {
                 // Taking the group leader's choice instead could overlap with what the other
@@ -845,6 +845,14 @@ impl ThreadWork {
                 Default::default()
             }
         };
+        self.joined = true;
+        self.suspended = false;
+        self.take_share(share)
+    }
+
+    /// Makes `share` the thread's assignment; returns the partitions for the consumer, each with
+    /// where to resume.
+    fn take_share(&mut self, (partitions, standby): ThreadShare) -> Result<TopicPartitionList> {
         tracing::info!(
             thread = self.index,
             partitions = partitions.len(),
@@ -854,8 +862,6 @@ impl ThreadWork {
         self.tasks.assign(partitions, standby);
         // A new assignment starts unpaused.
         self.paused.clear();
-        self.joined = true;
-        self.suspended = false;
         self.tasks.positions()
     }
 
@@ -866,22 +872,14 @@ impl ThreadWork {
             Some(at) if at.elapsed() >= Duration::from_secs(1) => {}
             _ => return Ok(()),
         }
-        let Some((partitions, standby)) = self.placement(consumer) else {
+        let Some(share) = self.placement(consumer) else {
             self.unplanned = Some(Instant::now());
             return Ok(());
         };
         self.unplanned = None;
-        tracing::info!(
-            thread = self.index,
-            partitions = partitions.len(),
-            standbys = standby.len(),
-            "partitions assigned"
-        );
-        self.tasks.assign(partitions, standby);
-        let positions = self.tasks.positions()?;
+        let positions = self.take_share(share)?;
         consumer.assign(&positions)?;
         consumer.resume(&positions)?;
-        self.paused.clear();
         Ok(())
     }
 
