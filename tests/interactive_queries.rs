@@ -15,20 +15,9 @@ use kstreams::dsl::{Consumed, Materialized, Produced, StreamsBuilder};
 use kstreams::query::{QueryableStoreTypes, StoreQueryParameters};
 use kstreams::runtime::{KafkaStreams, State, StreamsConfig};
 use kstreams::serde::Serdes;
-use support::{eventually, Isolation, Outgoing, TopicSpec};
+use support::{eventually, Outgoing, TopicSpec};
 
 const KEYS: usize = 60;
-
-fn latest_counts(topic: &str) -> BTreeMap<String, i64> {
-    support::read_to_end(topic, Isolation::ReadCommitted)
-        .expect("read output")
-        .into_iter()
-        .filter_map(|r| {
-            let value: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
-            Some((r.key_str(), i64::from_be_bytes(value)))
-        })
-        .collect()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -109,12 +98,12 @@ fn any_instance_answers_for_any_key() {
     let app_id = support::unique_name("iq");
     let mut instances: Vec<Instance> = (0..3).map(|_| start(&app_id, &input, &output)).collect();
     assert!(
-        eventually(Duration::from_secs(120), || latest_counts(&output) == expected && all_running(&instances)),
+        eventually(Duration::from_secs(120), || support::latest_counts(&output) == expected && all_running(&instances)),
         "the output never matched the input: {:?}",
-        latest_counts(&output)
+        support::latest_counts(&output)
     );
     // The output topic is the reference.
-    let truth = latest_counts(&output);
+    let truth = support::latest_counts(&output);
 
     // Rust API: the instance the metadata names answers with the output's value; the others refuse
     // (the key is not theirs), without a value.

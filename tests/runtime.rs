@@ -32,17 +32,6 @@ fn low_watermarks(topic: &str) -> Vec<i64> {
         .collect()
 }
 
-fn latest_counts(topic: &str) -> BTreeMap<String, i64> {
-    support::read_to_end(topic, Isolation::ReadCommitted)
-        .expect("read output")
-        .into_iter()
-        .filter_map(|r| {
-            let value: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
-            Some((r.key_str(), i64::from_be_bytes(value)))
-        })
-        .collect()
-}
-
 /// Counts the words of the lines in `input` into `output` (word → count), with the store `counts`.
 fn word_count_topology(input: &str, output: &str, store: Materialized<String, i64>) -> kstreams::topology::Topology {
     let builder = StreamsBuilder::new();
@@ -72,14 +61,14 @@ fn word_count(guarantee: &str) {
     let app = support::unique_name("wc");
     let mut streams = KafkaStreams::new(topology, config(&app, guarantee, state_dir.path())).unwrap();
     streams.start().unwrap();
-    let done = eventually(Duration::from_secs(90), || latest_counts(&output) == expected);
+    let done = eventually(Duration::from_secs(90), || support::latest_counts(&output) == expected);
     let state = streams.state();
     streams.close(Duration::from_secs(30)).unwrap();
     assert!(
         done,
         "counts never matched the input (state {state:?}, error {:?}): {:?}",
         streams.error(),
-        latest_counts(&output)
+        support::latest_counts(&output)
     );
     assert_eq!(streams.state(), State::NotRunning);
     // Every update of a count is in the output, exactly once per word occurrence under exactly-once.
@@ -263,7 +252,7 @@ fn metrics_are_served_over_http_with_kafka_streams_names() {
         ("word1".to_string(), 17),
         ("word2".to_string(), 16),
     ]);
-    let done = eventually(Duration::from_secs(60), || latest_counts(&output) == expected_counts);
+    let done = eventually(Duration::from_secs(60), || support::latest_counts(&output) == expected_counts);
     // Lag comes from librdkafka's statistics, every 2 s.
     std::thread::sleep(Duration::from_secs(3));
     let page = http_get(address, "/metrics");
@@ -429,9 +418,9 @@ fn a_record_cache_coalesces_updates_between_commits() {
     let cfg = config(&app, "exactly_once_v2", state_dir.path()).set("commit.interval.ms", "1000");
     let mut streams = KafkaStreams::new(topology, cfg).unwrap();
     streams.start().unwrap();
-    let done = eventually(Duration::from_secs(60), || latest_counts(&output) == expected);
+    let done = eventually(Duration::from_secs(60), || support::latest_counts(&output) == expected);
     streams.close(Duration::from_secs(30)).unwrap();
-    assert!(done, "counts never matched: {:?}", latest_counts(&output));
+    assert!(done, "counts never matched: {:?}", support::latest_counts(&output));
     let occurrences: i64 = expected.values().sum();
     let updates = support::read_to_end(&output, Isolation::ReadCommitted).unwrap().len() as i64;
     let logged =

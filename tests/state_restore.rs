@@ -72,7 +72,7 @@ impl App {
         let mut done = false;
         while Instant::now() < deadline {
             // Every task restored its store and the output is complete.
-            if restores.finished().len() == PARTITIONS as usize && &latest_counts(&self.output) == expected {
+            if restores.finished().len() == PARTITIONS as usize && &support::latest_counts(&self.output) == expected {
                 done = true;
                 break;
             }
@@ -83,17 +83,6 @@ impl App {
         assert!(done, "app did not finish (error {error:?}; restores {:?})", restores.finished());
         restores
     }
-}
-
-fn latest_counts(topic: &str) -> BTreeMap<String, i64> {
-    support::read_to_end(topic, Isolation::ReadCommitted)
-        .expect("read output")
-        .into_iter()
-        .filter_map(|r| {
-            let value: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
-            Some((r.key_str(), i64::from_be_bytes(value)))
-        })
-        .collect()
 }
 
 fn produce_lines(topic: &str, from: usize, n: usize, expected: &mut BTreeMap<String, i64>) {

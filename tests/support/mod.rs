@@ -713,6 +713,19 @@ pub fn await_stable(topic: &str, timeout: Duration) -> Result<()> {
     }
 }
 
+/// The last committed value of each key of `topic`, read as a big-endian `i64` (a count, as the
+/// word-count tests write them); records with other values are skipped.
+pub fn latest_counts(topic: &str) -> BTreeMap<String, i64> {
+    read_to_end(topic, Isolation::ReadCommitted)
+        .expect("read output")
+        .into_iter()
+        .filter_map(|r| {
+            let value: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
+            Some((r.key_str(), i64::from_be_bytes(value)))
+        })
+        .collect()
+}
+
 /// Reads every partition of `topic` from the beginning up to its high watermark (taken when the
 /// call starts) with the given isolation level (see [`read_to_end_within`]; timeout
 /// [`WAIT_TIMEOUT`]).
