@@ -1,8 +1,9 @@
 //! Interactive queries on the real broker: three instances of one application, each with its
 //! `application.server`, answer for any key — through the Rust API on the instance that
 //! `query_metadata_for_key` names, and over HTTP on every instance (forwarded to the owner) — with
-//! the value the output topic holds; while an instance leaves, answers are that value or a retryable
-//! error, never another value.
+//! the value the output topic holds; each partition has a standby on another instance, which answers
+//! stale queries; while an instance leaves, answers are that value or a retryable error, never
+//! another value.
 
 mod support;
 
@@ -45,6 +46,7 @@ fn start(app_id: &str, input: &str, output: &str) -> Instance {
         .set("processing.guarantee", "exactly_once_v2")
         .set("commit.interval.ms", "100")
         .set("application.server", &endpoint)
+        .set("num.standby.replicas", "1")
         .set("state.dir", dir.path().to_string_lossy());
     let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
     app.start().unwrap();
@@ -134,6 +136,24 @@ fn any_instance_answers_for_any_key() {
         }
     }
     assert_eq!(owners_seen.len(), 3, "six partitions over three instances: every one owns some keys");
+    // One standby per partition, on another instance; it answers stale queries with the same value
+    // once it has read the changelog.
+    for (key, count) in &truth {
+        let owner = instances[0].app.query_metadata_for_key("counts", key, &Serdes::string()).unwrap();
+        assert_eq!(owner.standby_hosts.len(), 1, "{key}: {owner:?}");
+        let standby = &owner.standby_hosts[0];
+        assert_ne!(standby, &owner.active_host, "{key}: the standby is on the active instance");
+        let instance = instances.iter().find(|i| i.endpoint == standby.to_string()).expect("the standby's instance");
+        let stale = instance
+            .app
+            .store(
+                StoreQueryParameters::from_store_name("counts", QueryableStoreTypes::key_value::<String, i64>())
+                    .enable_stale_stores(),
+            )
+            .unwrap();
+        let warm = eventually(Duration::from_secs(30), || stale.get(key).is_ok_and(|v| v == Some(*count)));
+        assert!(warm, "{key}: the standby on {standby} never answered {count}: {:?}", stale.get(key));
+    }
     // The local views hold, together, every key once.
     let mut union = BTreeMap::new();
     for instance in &instances {
