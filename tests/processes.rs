@@ -325,6 +325,12 @@ impl AppProcess {
         lines.iter().zip(times).find(|(l, t)| *t > after && l.as_str() == what).map(|(_, t)| t)
     }
 
+    /// The lines that arrived after `after` (ms since the epoch).
+    fn lines_after(&self, after: i64) -> Vec<String> {
+        let times = self.times.lock().unwrap().clone();
+        self.lines().into_iter().zip(times).filter(|(_, t)| *t > after).map(|(l, _)| l).collect()
+    }
+
     /// The last line that contains `what`, or `""`.
     fn last_line_with(&self, what: &str) -> String {
         self.lines().into_iter().rev().find(|l| l.contains(what)).unwrap_or_default()
@@ -876,7 +882,7 @@ fn failover_keys() -> usize {
 /// two million keys; the instance running the task is killed while input flows. Returns the
 /// time from the kill to the first output the other instance commits (the output topic stamps
 /// records with the broker's append time), and checks that every count is still exact.
-fn failover(standbys: usize) -> (Duration, Duration) {
+fn failover(standbys: usize) -> Failover {
     let keys = failover_keys();
     let app_id = support::unique_name(&format!("failover-{standbys}"));
     let (input, output) = (format!("{app_id}-in"), format!("{app_id}-out"));
@@ -976,6 +982,9 @@ fn failover(standbys: usize) -> (Duration, Duration) {
     // The group noticed the failure (the session timed out) when the heir's rebalance began.
     let noticed = heir.first_line_after("STATE Rebalancing", killed_at).unwrap_or(killed_at);
     let after_noticed = Duration::from_millis((first - noticed).max(0) as u64);
+    // What the heir restored when the task came to it (`RESTORED big 0 <records>`).
+    let restored =
+        heir.lines_after(killed_at).iter().filter_map(|l| l.strip_prefix("RESTORED big 0 ")?.parse::<u64>().ok()).sum();
     std::thread::sleep(Duration::from_secs(2));
     let counts = writer.finish();
     // Exactly once: each key's committed counts are 1, 2, …, n.
@@ -999,24 +1008,38 @@ fn failover(standbys: usize) -> (Duration, Duration) {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(heir.stop(), Some(0));
-    (gap, after_noticed)
+    Failover { gap, after_noticed, restored, keys: keys as u64 }
+}
+
+/// What one failover took.
+struct Failover {
+    /// From the kill to the first output of the heir.
+    gap: Duration,
+    /// From the group noticing (the heir's rebalance began) to the first output of the heir.
+    after_noticed: Duration,
+    /// Changelog records the heir restored when the task came to it.
+    restored: u64,
+    /// Keys in the store.
+    keys: u64,
 }
 
 /// `num.standby.replicas=1`: the SIGKILLed owner's task moves to the instance holding its standby,
-/// which replays only the changelog tail, and the output stays exact. From the moment the group
-/// notices the failure (the session timeout, 2 s here, the same with or without standbys) the task
-/// processes again in at most 0.2× the time it takes without standbys (a full restore of two million
-/// keys); both times, and those from the kill, are reported.
-fn standby_failover_is_fast() {
-    let (without, without_noticed) = failover(0);
-    let (with, with_noticed) = failover(1);
+/// which replays only the changelog tail (without standbys the heir restores every key), and the
+/// output stays exact in both runs. The failover times are reported, not asserted (timings belong
+/// in benchmarks).
+fn standby_failover_replays_only_the_tail() {
+    let without = failover(0);
+    let with = failover(1);
     eprintln!(
-        "  failover after SIGKILL: without standbys {without:?} from the kill, {without_noticed:?} from the group \
-         noticing; with one standby {with:?} and {with_noticed:?}"
+        "  failover after SIGKILL: without standbys {:?} from the kill, {:?} from the group noticing ({} records \
+         restored); with one standby {:?} and {:?} ({} records restored)",
+        without.gap, without.after_noticed, without.restored, with.gap, with.after_noticed, with.restored
     );
+    assert!(without.restored >= without.keys, "without a standby the heir restores every key: {}", without.restored);
     assert!(
-        with_noticed.as_secs_f64() <= 0.2 * without_noticed.as_secs_f64(),
-        "failover with a standby took {with_noticed:?} once noticed, without {without_noticed:?}"
+        with.restored < with.keys / 100,
+        "the standby's heir restored {} records, not just the tail",
+        with.restored
     );
 }
 
@@ -1063,7 +1086,7 @@ fn main() {
         ("scale_out_and_back_in", scale_out_and_back_in),
         ("a_zombie_is_fenced", a_zombie_is_fenced),
         ("a_static_member_restarts_without_a_rebalance", a_static_member_restarts_without_a_rebalance),
-        ("standby_failover_is_fast", standby_failover_is_fast),
+        ("standby_failover_replays_only_the_tail", standby_failover_replays_only_the_tail),
         ("ten_kills_restore_nothing_in_full", ten_kills_restore_nothing_in_full),
         ("threads_and_standbys_share_an_instance", threads_and_standbys_share_an_instance),
     ];

@@ -93,8 +93,9 @@ pub(crate) fn has_standby_stores(topology: &Topology, sub: &SubTopology) -> bool
 pub(crate) struct Standbys {
     consumer: BaseConsumer,
     tasks: BTreeMap<TaskId, StandbyTask>,
-    /// Which task and store each changelog partition feeds.
-    routes: HashMap<(String, i32), (TaskId, usize)>,
+    /// Which task and store each changelog partition feeds, by topic and partition (looked up per
+    /// record without allocating).
+    routes: HashMap<String, HashMap<i32, (TaskId, usize)>>,
     application_id: String,
     state_dir: std::path::PathBuf,
     options: StoreOptions,
@@ -225,7 +226,7 @@ impl Standbys {
                 });
                 let offset = next.map_or(Offset::Beginning, Offset::Offset);
                 list.add_partition_offset(topic, id.partition, offset)?;
-                self.routes.insert((topic.clone(), id.partition), (*id, i));
+                self.routes.entry(topic.clone()).or_default().insert(id.partition, (*id, i));
             }
         }
         if list.count() == 0 {
@@ -254,7 +255,9 @@ impl Standbys {
                     break;
                 }
             };
-            let Some(&(id, store)) = self.routes.get(&(m.topic().to_string(), m.partition())) else { continue };
+            let Some(&(id, store)) = self.routes.get(m.topic()).and_then(|p| p.get(&m.partition())) else {
+                continue;
+            };
             let Some(key) = m.key() else { continue };
             let entry = batches.entry((id, store)).or_default();
             entry.0.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
