@@ -254,3 +254,104 @@ fn stream_time_survives_a_restart() {
         app.close(Duration::from_secs(30)).unwrap();
     }
 }
+
+/// Holds the restoration of one changelog partition (in `on_restore_start`) until released, or
+/// for at most a minute; records the partitions whose restoration ended.
+struct HoldOne {
+    partition: i32,
+    released: std::sync::atomic::AtomicBool,
+    held_until_released: std::sync::atomic::AtomicBool,
+    ended: Mutex<Vec<(i32, u64)>>,
+}
+
+impl RestoreListener for HoldOne {
+    fn on_restore_start(&self, _topic: &str, partition: i32, _store: &str, start: i64, end: i64) {
+        use std::sync::atomic::Ordering;
+        if partition != self.partition || start >= end {
+            return;
+        }
+        let released = support::eventually(Duration::from_secs(60), || self.released.load(Ordering::SeqCst));
+        self.held_until_released.store(released, Ordering::SeqCst);
+    }
+    fn on_restore_end(&self, _topic: &str, partition: i32, _store: &str, total_restored: u64) {
+        self.ended.lock().unwrap().push((partition, total_restored));
+    }
+}
+
+/// A task whose stores restore does not hold up the thread's other tasks: with one stream thread
+/// and task 0_0's restoration held, task 0_1 processes new input; 0_0 runs once it is restored.
+#[test]
+fn a_restoring_task_does_not_hold_up_the_others() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    support::require_broker();
+    let (input, output) = (support::unique_topic("par-in"), support::unique_topic("par-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2)]).unwrap();
+    let app_id = support::unique_name("parallel-restore");
+    let dir = tempfile::tempdir().unwrap();
+    let start = |listener: Option<Arc<HoldOne>>| {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Default::default())
+            .count(Materialized::as_("counts"))
+            .to_stream()
+            .to(&output, Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+        let config = StreamsConfig::new()
+            .set("application.id", &app_id)
+            .set("bootstrap.servers", support::bootstrap())
+            .set("num.stream.threads", "1")
+            .set("commit.interval.ms", "100")
+            .set("state.dir", dir.path().to_string_lossy());
+        let mut app = KafkaStreams::new(builder.build().unwrap(), config).unwrap();
+        if let Some(l) = listener {
+            app.set_global_state_restore_listener(l);
+        }
+        app.start().unwrap();
+        app
+    };
+    // Key `a` in partition 0, `b` in partition 1.
+    let send = |key: &str, partition: i32| {
+        let producer = support::producer().unwrap();
+        let record = support::Outgoing {
+            partition: Some(partition),
+            key: Some(key.as_bytes()),
+            value: Some(b"x"),
+            ..Default::default()
+        };
+        support::send(&producer, &input, &record).unwrap();
+        support::flush(&producer).unwrap();
+    };
+    let counted = |key: &str, n: i64| support::latest_counts(&output).get(key) == Some(&n);
+
+    // 1. Both tasks count one record; the app stops cleanly.
+    let mut app = start(None);
+    send("a", 0);
+    send("b", 1);
+    assert!(support::eventually(Duration::from_secs(60), || counted("a", 1) && counted("b", 1)));
+    app.close(Duration::from_secs(30)).unwrap();
+
+    // 2. Task 0_0 loses its store, so it restores from its changelog, and that restoration is held.
+    std::fs::remove_dir_all(dir.path().join(&app_id).join("0_0")).unwrap();
+    let hold = Arc::new(HoldOne {
+        partition: 0,
+        released: AtomicBool::new(false),
+        held_until_released: AtomicBool::new(false),
+        ended: Mutex::new(Vec::new()),
+    });
+    let mut app = start(Some(hold.clone()));
+    send("b", 1);
+    send("a", 0);
+    let b_counted = support::eventually(Duration::from_secs(50), || counted("b", 2));
+    let a_restored_meanwhile = hold.ended.lock().unwrap().iter().any(|(p, _)| *p == 0);
+    hold.released.store(true, Ordering::SeqCst);
+    assert!(b_counted, "task 0_1 processed nothing while task 0_0 restored");
+    assert!(!a_restored_meanwhile, "task 0_0's restoration was not held");
+
+    // 3. Released, task 0_0 restores its one record and counts the new one.
+    assert!(support::eventually(Duration::from_secs(60), || counted("a", 2)), "{:?}", support::latest_counts(&output));
+    assert!(hold.ended.lock().unwrap().contains(&(0, 1)), "task 0_0 restored its changelog: {:?}", hold.ended);
+    // (Read only now: the listener returned before the restoration ended.)
+    assert!(hold.held_until_released.load(Ordering::SeqCst), "the restoration was held until released");
+    app.close(Duration::from_secs(30)).unwrap();
+    let _ = support::delete_topics(&[&format!("{app_id}-counts-changelog")]);
+}

@@ -88,4 +88,15 @@ pub enum StateError {
         /// What failed and what to do.
         detail: String,
     },
+    /// Restoration was interrupted on request (its task moved away or the thread stops). What was
+    /// restored is kept: the store was committed at `position`, where the next restoration resumes.
+    #[error("restoring `{topic}` partition {partition} was interrupted at offset {position}")]
+    RestoreInterrupted {
+        /// The changelog topic.
+        topic: String,
+        /// The changelog partition.
+        partition: i32,
+        /// The changelog offset the store reached.
+        position: i64,
+    },
 }

@@ -12,6 +12,7 @@
 //! and the rate; the `kstreams_state_restore_records_total` counter when the store is metered; and a
 //! [`RestoreListener`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,7 @@ pub struct Restorer {
     batch_size: usize,
     timeout: Duration,
     listener: Option<Arc<dyn RestoreListener>>,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Restorer {
@@ -141,7 +143,7 @@ impl Restorer {
             partition: -1,
             detail: format!("creating the restore consumer: {e}; check `bootstrap.servers`"),
         })?;
-        Ok(Restorer { consumer, batch_size: 1_000, timeout: Duration::from_secs(60), listener: None })
+        Ok(Restorer { consumer, batch_size: 1_000, timeout: Duration::from_secs(60), listener: None, interrupt: None })
     }
 
     /// Records per `restore_batch` call (default 1000).
@@ -160,6 +162,28 @@ impl Restorer {
     pub fn with_listener(mut self, listener: Arc<dyn RestoreListener>) -> Self {
         self.listener = Some(listener);
         self
+    }
+
+    /// Restorations stop soon after `flag` is set: the store keeps what was restored, committed at
+    /// the offset it reached, and [`restore`](Self::restore) returns
+    /// [`StateError::RestoreInterrupted`]. A restorer that works beside a stream thread uses this to
+    /// give up a task that moved away.
+    ///
+    /// ```no_run
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use kstreams_state::Restorer;
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let mut restorer = Restorer::new("127.0.0.1:9092").unwrap();
+    /// restorer.interrupt_when(stop.clone());
+    /// stop.store(true, Ordering::Relaxed); // from another thread: the next batch is the last
+    /// ```
+    pub fn interrupt_when(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// The offsets restoration of `topic`/`partition` would run between: (low watermark, end offset).
@@ -239,6 +263,26 @@ impl Restorer {
         let mut last_progress = Instant::now();
         let total = (end - *position).max(0);
         loop {
+            if self.interrupted() {
+                if !batch.is_empty() {
+                    store.restore_batch(&batch)?;
+                    *restored += batch.len() as u64;
+                }
+                store.commit(Some(*position))?;
+                tracing::info!(
+                    store = name,
+                    topic,
+                    partition,
+                    position = *position,
+                    done = *restored,
+                    "restoration interrupted; the store keeps what was restored"
+                );
+                return Err(StateError::RestoreInterrupted {
+                    topic: topic.to_string(),
+                    partition,
+                    position: *position,
+                });
+            }
             // The consumer's position is only asked for when the fetched data ran out (it may stop
             // short of a transaction marker): asking after every record cost more than the restore.
             // A short poll: a changelog that ends with a marker returns no record at its end, and

@@ -145,3 +145,12 @@ impl StreamsError {
         StreamsError::Config { setting: setting.into(), reason: reason.into() }
     }
 }
+
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

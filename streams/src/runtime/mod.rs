@@ -46,6 +46,7 @@ mod http;
 mod metrics;
 mod partition_group;
 mod standby;
+mod state_updater;
 mod task_manager;
 mod thread;
 mod thread_metadata;

@@ -2,6 +2,9 @@
 //! their closing, as Kafka Streams' `TaskManager`. The thread's loop polls, processes and commits;
 //! it tells the manager what the group assigned and revoked, and the manager makes the tasks agree.
 //!
+//! New tasks are created, and their stores restored, by the thread's [`StateUpdater`] while the
+//! thread runs its other tasks; their input partitions stay paused until they come back.
+//!
 //! The manager also holds the thread's standby tasks ([`Standbys`]): warm copies of stores whose
 //! active task runs elsewhere. A standby closes (with its checkpoint) before its task becomes active
 //! here, so the active task only restores the changelog tail.
@@ -20,7 +23,7 @@ use rustc_hash::FxHashMap;
 
 use kstreams_state::{Restorer, StoreContext, StoreOptions, TaskStateManager};
 
-use crate::error::Result;
+use crate::error::{Result, StreamsError};
 use crate::query::local::LocalStores;
 use crate::runtime::collector::{KProducer, KafkaCollector};
 use crate::runtime::commit_metadata;
@@ -28,6 +31,7 @@ use crate::runtime::config::{ExceptionHandler, ProcessingGuarantee, ValidConfig}
 use crate::runtime::metrics::StreamsMetrics;
 use crate::runtime::partition_group::PartitionGroup;
 use crate::runtime::standby::Standbys;
+use crate::runtime::state_updater::{self, MakeRestorer, Restored, StateUpdater};
 use crate::runtime::thread::KConsumer;
 use crate::runtime::thread_metadata::ThreadMetadataSlot;
 use crate::task::global::GlobalStores;
@@ -81,8 +85,6 @@ pub(crate) struct TaskFactory {
     /// Sub-topology reading each topic (full name); looked up for every record, hence Fx-hashed.
     pub topic_to_sub: FxHashMap<String, u32>,
     pub partitions: Arc<Mutex<HashMap<String, i32>>>,
-    /// Reads changelogs into stores before their tasks process.
-    pub restorer: Restorer,
     /// The global stores, which every task reads.
     pub global: Arc<GlobalStores>,
     /// Where interactive queries find the tasks' stores.
@@ -99,7 +101,11 @@ pub(crate) struct TaskFactory {
 
 /// A stream thread's tasks.
 pub(crate) struct TaskManager {
-    factory: TaskFactory,
+    factory: Arc<TaskFactory>,
+    /// Creates new tasks and restores their stores beside the thread.
+    updater: StateUpdater,
+    /// The committed offsets of the inputs of tasks being created: where they start.
+    starts: BTreeMap<TaskId, Vec<(String, i32, i64)>>,
     active_tasks: prometheus::IntGauge,
     standby_tasks: prometheus::IntGauge,
     created: prometheus::IntCounter,
@@ -110,22 +116,30 @@ pub(crate) struct TaskManager {
     /// The thread's standby tasks, and those the placement wants.
     standbys: Standbys,
     standby_wanted: BTreeSet<TaskId>,
-    /// Assigned tasks waiting for another thread of this process to close their folder; their
-    /// partitions are paused meanwhile.
-    waiting: BTreeSet<TaskId>,
+    /// Assigned tasks waiting for another thread of this process to close their folder.
+    locked: BTreeSet<TaskId>,
+    /// Assigned tasks that do not run yet (waiting for their folder, or being created): their
+    /// partitions are paused.
+    held: BTreeSet<TaskId>,
     /// The assignment or the task set changed since [`ensure_tasks`](Self::ensure_tasks) last made
     /// them agree.
     stale: bool,
 }
 
 impl TaskManager {
-    pub fn new(factory: TaskFactory, standbys: Standbys) -> Self {
+    /// The manager of a thread's tasks; its state updater threads restore with restorers from
+    /// `make_restorer`.
+    pub fn new(factory: TaskFactory, make_restorer: MakeRestorer, standbys: Standbys) -> Self {
         let active_tasks = factory.metrics.active_tasks.with_label_values(&[&factory.thread_name]);
         let standby_tasks = factory.metrics.standby_tasks.with_label_values(&[&factory.thread_name]);
         let created = factory.metrics.task_created.with_label_values(&[&factory.thread_name]);
         let closed = factory.metrics.task_closed.with_label_values(&[&factory.thread_name]);
+        let factory = Arc::new(factory);
+        let updater = StateUpdater::new(format!("{}-updater", factory.thread_name), factory.clone(), make_restorer);
         TaskManager {
             factory,
+            updater,
+            starts: BTreeMap::new(),
             active_tasks,
             standby_tasks,
             created,
@@ -134,7 +148,8 @@ impl TaskManager {
             assigned: HashSet::new(),
             standbys,
             standby_wanted: BTreeSet::new(),
-            waiting: BTreeSet::new(),
+            locked: BTreeSet::new(),
+            held: BTreeSet::new(),
             stale: false,
         }
     }
@@ -165,12 +180,16 @@ impl TaskManager {
                 tracing::info!(thread = self.factory.index, task = %id, "task closed (moved away)");
             }
         }
+        // Tasks still being created that moved away come back interrupted and close then.
+        for id in self.updater.ids().filter(|id| !wanted.contains(id)) {
+            self.updater.interrupt(id);
+        }
         let kept = self.tasks.len();
         tracing::info!(thread = self.factory.index, kept, active = wanted.len(), standby = standby.len(), "assignment");
         self.assigned = partitions;
         self.standby_wanted = standby;
-        // The new assignment starts unpaused: what still waits is paused again.
-        self.waiting.clear();
+        // The new assignment starts unpaused: what is still held is paused again.
+        self.held.clear();
         self.publish();
         self.stale = true;
     }
@@ -190,14 +209,20 @@ impl TaskManager {
         Ok(list)
     }
 
-    /// Whether `id` is assigned but waits for its folder (its records are fetched again later).
-    pub fn is_waiting(&self, id: &TaskId) -> bool {
-        self.waiting.contains(id)
+    /// Whether `id` is assigned but does not run yet (its records are fetched again later).
+    pub fn is_held(&self, id: &TaskId) -> bool {
+        self.held.contains(id)
     }
 
-    /// Pauses the partitions of tasks that start waiting for their folder, resumes those of tasks
-    /// that no longer wait.
-    fn pause_waiting(&mut self, consumer: &KConsumer, locked: BTreeSet<TaskId>) -> Result<()> {
+    /// Whether tasks are being created and restored.
+    pub fn is_restoring(&self) -> bool {
+        !self.updater.is_empty()
+    }
+
+    /// Pauses the partitions of assigned tasks that do not run yet (waiting for their folder, or
+    /// being created), resumes those of tasks that run now.
+    fn pause_held(&mut self, consumer: &KConsumer) -> Result<()> {
+        let held: BTreeSet<TaskId> = self.locked.iter().chain(self.updater.ids()).copied().collect();
         let partitions = |ids: &BTreeSet<TaskId>| -> Result<TopicPartitionList> {
             let mut list = TopicPartitionList::new();
             for (topic, partition) in &self.assigned {
@@ -207,16 +232,16 @@ impl TaskManager {
             }
             Ok(list)
         };
-        let start: BTreeSet<TaskId> = locked.difference(&self.waiting).copied().collect();
-        let done: BTreeSet<TaskId> = self.waiting.difference(&locked).copied().collect();
+        let start: BTreeSet<TaskId> = held.difference(&self.held).copied().collect();
+        let done: BTreeSet<TaskId> = self.held.difference(&held).copied().collect();
         if !start.is_empty() {
-            tracing::debug!(thread = self.factory.index, tasks = ?start, "waiting for another thread to close the tasks");
+            tracing::debug!(thread = self.factory.index, tasks = ?start, "holding tasks that do not run yet");
             consumer.pause(&partitions(&start)?)?;
         }
         if !done.is_empty() {
             consumer.resume(&partitions(&done)?)?;
         }
-        self.waiting = locked;
+        self.held = held;
         Ok(())
     }
 
@@ -225,7 +250,8 @@ impl TaskManager {
         self.active_tasks.set(self.tasks.len() as i64);
         self.standby_tasks.set(self.standbys.len() as i64);
         if let Ok(mut m) = self.factory.metadata.lock() {
-            m.active_tasks = self.tasks.keys().copied().collect();
+            // Tasks being restored are active tasks of the thread too, as in Kafka Streams.
+            m.active_tasks = self.tasks.keys().chain(self.updater.ids()).copied().collect();
             m.standby_tasks = self.standbys.ids().into_iter().collect();
         }
     }
@@ -301,10 +327,11 @@ impl TaskManager {
     /// pending for the partitions), waits for that transaction, as Kafka Streams does. The committed
     /// offsets also carry each partition's time, which the new task resumes.
     pub fn ensure_tasks(&mut self, consumer: &KConsumer, producer: &Arc<KProducer>) -> Result<()> {
+        self.take_restored(consumer)?;
         if !self.stale {
             return Ok(());
         }
-        let wanted: HashSet<TaskId> = self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect();
+        let wanted = self.wanted();
         // A standby that becomes active here, or is no longer wanted, closes first (with its
         // checkpoint): the active task opens the same folders.
         for id in self.standbys.ids() {
@@ -313,12 +340,11 @@ impl TaskManager {
                 self.factory.dir_locks.unlock(id, self.factory.index);
             }
         }
-        let mut waiting = false;
         let (index, locks) = (self.factory.index, self.factory.dir_locks.clone());
         let mut locked = BTreeSet::new();
         let new: HashSet<TaskId> = wanted
             .into_iter()
-            .filter(|id| !self.tasks.contains_key(id))
+            .filter(|id| !self.tasks.contains_key(id) && !self.updater.contains(id))
             .filter(|id| {
                 // Another thread of this process still has the task's folder: retry next round.
                 let free = locks.try_lock(*id, index);
@@ -328,14 +354,15 @@ impl TaskManager {
                 free
             })
             .collect();
-        self.pause_waiting(consumer, locked)?;
-        waiting |= !self.waiting.is_empty();
+        let mut waiting = !locked.is_empty();
+        self.locked = locked;
         if !new.is_empty() {
             self.create_tasks(new, consumer, producer)?;
         }
+        self.pause_held(consumer)?;
         let eos = self.factory.config.guarantee == ProcessingGuarantee::ExactlyOnceV2;
         for id in self.standby_wanted.clone() {
-            if self.tasks.contains_key(&id) || self.standbys.contains(&id) {
+            if self.tasks.contains_key(&id) || self.updater.contains(&id) || self.standbys.contains(&id) {
                 continue;
             }
             if !locks.try_lock(id, index) {
@@ -351,6 +378,13 @@ impl TaskManager {
         Ok(())
     }
 
+    /// The tasks of the assigned partitions.
+    fn wanted(&self) -> HashSet<TaskId> {
+        self.assigned.iter().filter_map(|(t, p)| self.task_for(t, *p)).collect()
+    }
+
+    /// Hands the new tasks to the state updater, with where their inputs start and their partition
+    /// times (read from the committed offsets).
     fn create_tasks(&mut self, new: HashSet<TaskId>, consumer: &KConsumer, producer: &Arc<KProducer>) -> Result<()> {
         // Where each new task's partitions start: their committed offsets (a task waits for an
         // empty partition that is behind, and "behind" is measured from there until the consumer
@@ -361,66 +395,133 @@ impl TaskManager {
                 inputs.add_partition(topic, *partition);
             }
         }
-        let f = &self.factory;
         for id in &new {
-            if let Some(sub) = f.subs.iter().find(|s| s.id == id.subtopology) {
-                f.local.restoring(&sub.stores, id.partition);
+            if let Some(sub) = self.factory.subs.iter().find(|s| s.id == id.subtopology) {
+                self.factory.local.restoring(&sub.stores, id.partition);
             }
         }
         let committed = consumer.committed_offsets(inputs, STABLE_OFFSETS_TIMEOUT)?;
         for id in new {
-            let Some(sub) = f.subs.iter().find(|s| s.id == id.subtopology) else { continue };
-            let times: Vec<(String, i64)> = committed
-                .elements()
-                .iter()
-                .filter(|e| e.partition() == id.partition)
-                .filter_map(|e| commit_metadata::decode(e.metadata()).map(|t| (e.topic().to_string(), t)))
-                .collect();
-            let (mut task, state) = match f.create_task(sub, id.partition, &times, producer) {
-                Ok(created) => created,
-                Err(e) => {
-                    f.local.remove(&sub.stores, id.partition);
-                    f.dir_locks.unlock(id, f.index);
-                    return Err(e);
+            let mine = committed.elements().into_iter().filter(|e| e.partition() == id.partition);
+            let mut times = Vec::new();
+            let mut starts = Vec::new();
+            for e in mine {
+                if let Some(t) = commit_metadata::decode(e.metadata()) {
+                    times.push((e.topic().to_string(), t));
                 }
-            };
-            for (name, shared) in task.shared_stores() {
-                f.local.activate(name, id.partition, shared.clone());
-            }
-            task.set_metrics(f.metrics.task(&f.thread_name, &id.to_string()));
-            let mut inputs = PartitionGroup::new(
-                f.topic_to_sub
-                    .iter()
-                    .filter(|(_, sub)| **sub == id.subtopology)
-                    .map(|(topic, _)| (topic.clone(), id.partition)),
-            );
-            for e in committed.elements().iter().filter(|e| e.partition() == id.partition) {
                 if let Offset::Offset(o) = e.offset() {
-                    inputs.set_start(e.topic(), e.partition(), o);
+                    starts.push((e.topic().to_string(), e.partition(), o));
                 }
             }
-            self.tasks.insert(id, TaskEntry { task, state, inputs });
-            self.created.inc();
-            if let Ok(mut m) = f.metadata.lock() {
-                m.active_tasks.insert(id);
-            }
-            tracing::info!(thread = f.index, task = %id, "task created");
+            self.starts.insert(id, starts);
+            self.updater.add(id, times, producer.clone())?;
+            tracing::debug!(thread = self.factory.index, task = %id, "task handed to the state updater");
         }
         Ok(())
+    }
+
+    /// Starts running the tasks the state updater finished; closes those that moved away meanwhile.
+    fn take_restored(&mut self, consumer: &KConsumer) -> Result<()> {
+        if self.updater.is_empty() {
+            return Ok(());
+        }
+        let finished = self.updater.finished();
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let wanted = self.wanted();
+        let mut failure = None;
+        for Restored { id, result } in finished {
+            let starts = self.starts.remove(&id).unwrap_or_default();
+            match result {
+                Ok((task, state)) if wanted.contains(&id) => self.install(id, task, state, &starts),
+                Ok((task, state)) => {
+                    // It moved away while it was restored: close it with its checkpoint.
+                    let inputs = PartitionGroup::new(std::iter::empty());
+                    close_task(&self.factory.local, id, TaskEntry { task, state, inputs }, true);
+                    self.factory.dir_locks.unlock(id, self.factory.index);
+                }
+                Err(e) => {
+                    self.forget(id);
+                    if state_updater::is_interrupted(&e) {
+                        // Created again if it is wanted again.
+                        self.stale = true;
+                    } else {
+                        tracing::error!(thread = self.factory.index, task = %id, error = %e, "creating a task failed");
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        self.pause_held(consumer)?;
+        self.publish();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A task that could not be created: queries stop looking for its stores, its folder is free.
+    fn forget(&mut self, id: TaskId) {
+        if let Some(sub) = self.factory.subs.iter().find(|s| s.id == id.subtopology) {
+            self.factory.local.remove(&sub.stores, id.partition);
+        }
+        self.factory.dir_locks.unlock(id, self.factory.index);
+    }
+
+    /// Starts running a created task whose inputs start at `starts`.
+    fn install(&mut self, id: TaskId, mut task: StreamTask, state: TaskStateManager, starts: &[(String, i32, i64)]) {
+        let f = &self.factory;
+        for (name, shared) in task.shared_stores() {
+            f.local.activate(name, id.partition, shared.clone());
+        }
+        task.set_metrics(f.metrics.task(&f.thread_name, &id.to_string()));
+        let mut inputs = PartitionGroup::new(
+            f.topic_to_sub
+                .iter()
+                .filter(|(_, sub)| **sub == id.subtopology)
+                .map(|(topic, _)| (topic.clone(), id.partition)),
+        );
+        for (topic, partition, offset) in starts {
+            inputs.set_start(topic, *partition, *offset);
+        }
+        self.tasks.insert(id, TaskEntry { task, state, inputs });
+        self.created.inc();
+        tracing::info!(thread = f.index, task = %id, "task created");
+    }
+
+    /// Interrupts the tasks being created and waits for the state updater to stop (the thread
+    /// stops); what it finished closes.
+    pub fn stop_updater(&mut self) {
+        for Restored { id, result } in self.updater.stop() {
+            self.starts.remove(&id);
+            if let Ok((task, state)) = result {
+                let inputs = PartitionGroup::new(std::iter::empty());
+                close_task(&self.factory.local, id, TaskEntry { task, state, inputs }, true);
+            }
+            self.forget(id);
+        }
+        self.publish();
     }
 }
 
 impl TaskFactory {
-    /// Builds a task and opens its stores, each restored from its changelog; `partition_times` are
-    /// the partition times its committed offsets carried.
-    fn create_task(
+    /// Builds task `id` and opens its stores, each restored from its changelog by `restorer`;
+    /// `partition_times` are the partition times its committed offsets carried. Runs on the state
+    /// updater thread.
+    pub(crate) fn create_task(
         &self,
-        sub: &SubTopology,
-        partition: i32,
+        id: TaskId,
         partition_times: &[(String, i64)],
         producer: &Arc<KProducer>,
+        restorer: &Restorer,
     ) -> Result<(StreamTask, TaskStateManager)> {
-        let id = TaskId { subtopology: sub.id, partition };
+        let sub = self
+            .subs
+            .iter()
+            .find(|s| s.id == id.subtopology)
+            .ok_or_else(|| StreamsError::IllegalState(format!("task {id} has no sub-topology")))?;
+        let partition = id.partition;
         let task_metrics = self.metrics.task(&self.thread_name, &id.to_string());
         let collector = KafkaCollector {
             producer: producer.clone(),
@@ -438,7 +539,7 @@ impl TaskFactory {
         };
         let eos = self.config.guarantee == ProcessingGuarantee::ExactlyOnceV2;
         let mut state = TaskStateManager::new(&ctx.task_dir, partition, eos)?;
-        let (restorer, options) = (&self.restorer, &self.store_options);
+        let options = &self.store_options;
         let mut task = StreamTask::new(
             &self.topology,
             sub,

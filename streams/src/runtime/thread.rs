@@ -10,7 +10,8 @@
 //!   function on every member, from the new generation's member list), closes the tasks that moved
 //!   away, and assigns the consumer its partitions: those of tasks that stay resume right after the
 //!   records they had already fetched, with their stores open and their caches intact. The loop
-//!   then has the [`TaskManager`] create (and restore) the new tasks and the standby tasks.
+//!   then has the [`TaskManager`] open the standby tasks and hand the new tasks to its state
+//!   updater, which restores them while the loop runs the others; each starts as it comes back.
 //!
 //! [`assignor`]: crate::runtime::assignor
 
@@ -46,6 +47,7 @@ use crate::runtime::config::{DeserializationHandler, ExceptionHandler, Processin
 use crate::runtime::metrics::{StreamsMetrics, STATISTICS_INTERVAL};
 use crate::runtime::partition_group::{Lag, Pending};
 use crate::runtime::standby::{StandbyUpdateListener, Standbys};
+use crate::runtime::state_updater::MakeRestorer;
 use crate::runtime::task_manager::{TaskDirLocks, TaskFactory, TaskManager};
 use crate::runtime::thread_metadata::ThreadMetadataSlot;
 use crate::task::global::GlobalStores;
@@ -62,6 +64,9 @@ pub(crate) struct ThreadShared {
 /// Records buffered per partition before the consumer pauses it (Kafka Streams'
 /// `buffered.records.per.partition`).
 const MAX_BUFFERED: usize = 1000;
+
+/// The longest poll while tasks restore beside the thread: how late a restored task may start.
+const RESTORING_POLL: Duration = Duration::from_millis(10);
 
 /// Records a task processes per round before the thread moves on to the next task and, after the
 /// round, polls again. Short rounds keep every partition fetched and polled often: a task waiting
@@ -358,7 +363,10 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         skip_failed: skip.then(|| metrics.task(&thread_name, "delivery").dropped_records),
     };
     let producer = create_producer(&config, &transactional_id, producer_ctx.clone())?;
-    let restorer = Restorer::from_config(config.client_config("restore.consumer."))?.with_listener(restore_listener);
+    let restore_client = config.client_config("restore.consumer.");
+    // Made by the state updater, one per updater thread.
+    let make_restorer: MakeRestorer =
+        Box::new(move || Ok(Restorer::from_config(restore_client.clone())?.with_listener(restore_listener.clone())));
     let store_options = StoreOptions {
         rocksdb: Some(RocksDbResources::shared_default()),
         exactly_once: is_eos(&config),
@@ -388,7 +396,6 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
             subs,
             topic_to_sub: topic_to_sub.clone(),
             partitions: Arc::new(Mutex::new(partitions)),
-            restorer,
             global: global.clone(),
             local: local.clone(),
             store_options,
@@ -397,6 +404,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
             metadata: metadata.clone(),
             dir_locks: dir_locks.clone(),
         },
+        make_restorer,
         standbys,
     );
     let work = Arc::new(Mutex::new(ThreadWork {
@@ -464,8 +472,16 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
         // Whether tasks have ready records left from the last round: then polling must not wait.
         let mut more = false;
         while !shared.shutdown.load(Ordering::Relaxed) {
-            // Poll without holding the lock: rebalance callbacks take it.
-            let mut timeout = if more { Duration::ZERO } else { poll };
+            // Poll without holding the lock: rebalance callbacks take it. While tasks restore
+            // beside the thread, a short wait: a restored task starts at the next round.
+            let restoring = work.lock().map(|w| w.tasks.is_restoring()).unwrap_or(false);
+            let mut timeout = if more {
+                Duration::ZERO
+            } else if restoring {
+                poll.min(RESTORING_POLL)
+            } else {
+                poll
+            };
             for _ in 0..1000 {
                 let message = consumer.poll(timeout);
                 timeout = Duration::ZERO;
@@ -496,8 +512,8 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
             w.retry_placement(&consumer)?;
             more = w.process_ready(&consumer)?;
             // Running once the group gave this thread its (possibly empty) assignment and its tasks
-            // exist, restored: the loop creates them before it gets here.
-            if w.joined {
+            // run, restored (as in Kafka Streams; tasks restored meanwhile run as they come).
+            if w.joined && !w.tasks.is_restoring() {
                 w.rebalancing.store(false, Ordering::Relaxed);
             }
             w.punctuate_wall_clock()?;
@@ -516,6 +532,7 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
         let mut w = lock(&work)?;
         w.commit(&consumer)?;
         w.close_all(true);
+        w.tasks.stop_updater();
         w.tasks.close_standbys();
         Ok(())
     })();
@@ -540,8 +557,8 @@ impl ThreadWork {
         let Some(id) = self.tasks.task_for(topic, partition) else {
             return Err(StreamsError::IllegalState(format!("no sub-topology reads topic `{topic}`")));
         };
-        if self.tasks.is_waiting(&id) {
-            // Fetched before its partition was paused: fetched again once the task exists.
+        if self.tasks.is_held(&id) {
+            // Fetched before its partition was paused: fetched again once the task runs.
             consumer.seek(topic, partition, Offset::Offset(m.offset()), Duration::from_secs(5))?;
             return Ok(());
         }
@@ -989,6 +1006,7 @@ impl ThreadWork {
             }
         }
         self.close_all(false);
+        self.tasks.stop_updater();
     }
 }
 
