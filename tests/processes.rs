@@ -131,8 +131,7 @@ mod child {
             .set("processing.guarantee", &guarantee)
             .set("commit.interval.ms", commit)
             .set("state.dir", env("STATE_DIR"))
-            .set("consumer.session.timeout.ms", "6000")
-            .set("consumer.heartbeat.interval.ms", "1000");
+            .set("consumer.session.timeout.ms", "6000");
         if let Ok(id) = std::env::var("INSTANCE_ID") {
             config = config.set("group.instance.id", id);
         }
@@ -637,15 +636,18 @@ fn tasks_lines(lines: &[String]) -> Vec<TasksLine> {
 }
 
 /// The instance closed a task only when the task moved away, and created one only when a task came
-/// to it: from line to line, its close and create counters grew by exactly the tasks that left and
-/// joined its active set (a task closed and reopened in place would count without leaving).
+/// to it: from line to line, its close counter grew by at most the tasks that left its active set,
+/// and its create counter never got ahead of the tasks that joined it (a task closed and reopened
+/// in place would count without leaving). The active set includes tasks still being restored, which
+/// count as created once they run (and not at all if they leave before that).
 fn assert_only_moved_tasks_closed(name: &str, lines: &[TasksLine]) {
     let mut prev = TasksLine::default();
+    let mut arrived = 0;
     for line in lines {
         let left = prev.active.difference(&line.active).count() as u64;
-        let came = line.active.difference(&prev.active).count() as u64;
-        assert_eq!(line.closed - prev.closed, left, "{name}: tasks closed without moving, {prev:?} -> {line:?}");
-        assert_eq!(line.created - prev.created, came, "{name}: tasks created without moving, {prev:?} -> {line:?}");
+        arrived += line.active.difference(&prev.active).count() as u64;
+        assert!(line.closed - prev.closed <= left, "{name}: tasks closed without moving, {prev:?} -> {line:?}");
+        assert!(line.created <= arrived, "{name}: tasks created without moving ({arrived} came), {line:?}");
         prev = line.clone();
     }
 }
@@ -873,13 +875,16 @@ fn a_static_member_restarts_without_a_rebalance() {
     setup.cleanup();
 }
 
-/// Keys in the failover scenarios' store (`FAILOVER_KEYS` overrides, for trying things out).
+/// Keys in the failover scenarios' store (`FAILOVER_KEYS` overrides, for trying things out): six
+/// million, so that a full restore (about 18 s here) outlasts the failure detection (the session
+/// timeout, 2 s) several times over, as a production store's would; with two million the restore
+/// took 6 s, and the detection that both failovers share blurred what the standby saves.
 fn failover_keys() -> usize {
-    std::env::var("FAILOVER_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000)
+    std::env::var("FAILOVER_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(6_000_000)
 }
 
 /// The counts app (see [`counts`]) on two instances, its one task's store holding
-/// two million keys; the instance running the task is killed while input flows. Returns the
+/// six million keys; the instance running the task is killed while input flows. Returns the
 /// time from the kill to the first output the other instance commits (the output topic stamps
 /// records with the broker's append time), and checks that every count is still exact.
 fn failover(standbys: usize) -> Failover {
@@ -892,7 +897,7 @@ fn failover(standbys: usize) -> Failover {
         TopicSpec { name: &output, partitions: 1, configs: &append_time },
     ])
     .expect("topics");
-    // The store's changelog, written directly: the instances start by restoring two million keys
+    // The store's changelog, written directly: the instances start by restoring six million keys
     // (processing them through the app would only make the test slower).
     let changelog = format!("{app_id}-big-changelog");
     let compact = [("cleanup.policy", "compact")];
@@ -1090,14 +1095,21 @@ fn main() {
         ("ten_kills_restore_nothing_in_full", ten_kills_restore_nothing_in_full),
         ("threads_and_standbys_share_an_instance", threads_and_standbys_share_an_instance),
     ];
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let chosen: Vec<_> = scenarios.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f))).collect();
+    let args = Args::parse(std::env::args().skip(1));
+    let chosen: Vec<_> = scenarios.iter().filter(|(n, _)| args.wants(n)).collect();
+    if args.list {
+        for (name, _) in &chosen {
+            println!("{name}: test");
+        }
+        return;
+    }
     if chosen.is_empty() {
+        eprintln!("test result: ok. 0 passed; 0 failed; {} filtered out", scenarios.len());
         return;
     }
     support::require_broker();
     let mut failed = Vec::new();
-    for (name, scenario) in chosen {
+    for (name, scenario) in &chosen {
         eprintln!("scenario {name} ...");
         let started = Instant::now();
         match std::panic::catch_unwind(scenario) {
@@ -1108,8 +1120,56 @@ fn main() {
             }
         }
     }
+    let (passed, filtered) = (chosen.len() - failed.len(), scenarios.len() - chosen.len());
+    let result = if failed.is_empty() { "ok" } else { "FAILED" };
+    eprintln!("test result: {result}. {passed} passed; {} failed; {filtered} filtered out", failed.len());
     if !failed.is_empty() {
         eprintln!("failed: {failed:?}");
         std::process::exit(1);
+    }
+}
+
+/// The libtest arguments the scenarios honour: name filters (any may match; `--exact` for whole
+/// names), `--skip <filter>`, and `--list`. Others (`--nocapture`, `--test-threads=1`, …) are
+/// accepted and ignored: the scenarios run one after another, their apps' output interleaved.
+#[derive(Default)]
+struct Args {
+    filters: Vec<String>,
+    skip: Vec<String>,
+    exact: bool,
+    list: bool,
+}
+
+impl Args {
+    fn parse(args: impl Iterator<Item = String>) -> Args {
+        let mut parsed = Args::default();
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--exact" => parsed.exact = true,
+                "--list" => parsed.list = true,
+                "--skip" => parsed.skip.extend(args.next()),
+                // Flags that take a value as the next argument.
+                "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                    args.next();
+                }
+                flag if flag.starts_with('-') => {}
+                filter => parsed.filters.push(filter.to_string()),
+            }
+        }
+        parsed
+    }
+
+    fn matches(&self, filter: &str, name: &str) -> bool {
+        if self.exact {
+            name == filter
+        } else {
+            name.contains(filter)
+        }
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        (self.filters.is_empty() || self.filters.iter().any(|f| self.matches(f, name)))
+            && !self.skip.iter().any(|f| self.matches(f, name))
     }
 }

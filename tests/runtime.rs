@@ -494,3 +494,94 @@ fn processing_and_production_failures_are_skipped_when_configured() {
         .sum();
     assert_eq!(dropped, 6.0, "{page}");
 }
+
+/// Doubles i64 values, panicking on every value ending in 07 (1 % of 0..1000).
+fn panicking_doubler(input: &str, output: &str) -> kstreams::topology::Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(input, Consumed::with(Serdes::string(), Serdes::i64()))
+        .map_values(|v: i64| {
+            if v % 100 == 7 {
+                panic!("boom on {v}");
+            }
+            v * 2
+        })
+        .to(output, Produced::default());
+    builder.build().unwrap()
+}
+
+fn produce_numbers(topic: &str, n: i64) {
+    support::produce_keyed(topic, (0..n).map(|i| (format!("k{i}"), i.to_be_bytes().to_vec()))).unwrap();
+}
+
+/// A closure that panics on 1 % of the records, with `processing.exception.handler=log_and_continue`
+/// under exactly-once: the panics are processing errors, their records are skipped, and every other
+/// record is processed exactly once; the application keeps running.
+#[test]
+fn a_panicking_closure_skips_its_records_with_log_and_continue() {
+    support::require_broker();
+    let (input, output) = (support::unique_topic("pc-in"), support::unique_topic("pc-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2)]).unwrap();
+    produce_numbers(&input, 1000);
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = config(&support::unique_name("pc"), "exactly_once_v2", state_dir.path())
+        .set("processing.exception.handler", "log_and_continue");
+    let mut streams = KafkaStreams::new(panicking_doubler(&input, &output), cfg).unwrap();
+    streams.start().unwrap();
+    let read = || support::read_to_end(&output, Isolation::ReadCommitted).unwrap_or_default();
+    let done = eventually(Duration::from_secs(60), || read().len() >= 990);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(streams.state(), State::Running, "{:?}", streams.error());
+    streams.close(Duration::from_secs(30)).unwrap();
+    assert!(done, "only {} of 990 records", read().len());
+    let out = read();
+    let mut values: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in &out {
+        let v = r.value.as_deref().and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_be_bytes);
+        values.entry(r.key_str()).or_default().push(v.unwrap_or(-1));
+    }
+    let expected: BTreeMap<String, Vec<i64>> =
+        (0..1000i64).filter(|i| i % 100 != 7).map(|i| (format!("k{i}"), vec![i * 2])).collect();
+    assert_eq!(values, expected, "every record but the ten that panicked, exactly once");
+}
+
+/// The same closure with the default `log_and_fail`: the panic fails the stream thread with an error
+/// that names the panic, the task and the record; the uncaught-exception handler hears of it and
+/// replaces the thread (which meets the same record again), then shuts the client down, and
+/// `state()` says ERROR.
+#[test]
+fn a_panicking_closure_fails_the_thread_through_the_handler_with_log_and_fail() {
+    use kstreams::runtime::StreamThreadExceptionResponse;
+    use std::sync::{Arc, Mutex};
+    support::require_broker();
+    let (input, output) = (support::unique_topic("pf-in"), support::unique_topic("pf-out"));
+    let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
+    produce_numbers(&input, 100);
+    let state_dir = tempfile::tempdir().unwrap();
+    let cfg = config(&support::unique_name("pf"), "exactly_once_v2", state_dir.path());
+    let mut streams = KafkaStreams::new(panicking_doubler(&input, &output), cfg).unwrap();
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = errors.clone();
+    streams.set_uncaught_exception_handler(move |error| {
+        let mut seen = seen.lock().unwrap();
+        seen.push(error.to_string());
+        if seen.len() < 2 {
+            StreamThreadExceptionResponse::ReplaceThread
+        } else {
+            StreamThreadExceptionResponse::ShutdownClient
+        }
+    });
+    streams.start().unwrap();
+    assert!(eventually(Duration::from_secs(90), || streams.state() == State::Error), "state {:?}", streams.state());
+    let reported = streams.error().unwrap_or_default();
+    streams.close(Duration::from_secs(30)).unwrap();
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 2, "the first thread and its replacement failed: {errors:?}");
+    for e in errors.iter().chain([&reported]) {
+        assert!(e.contains("panicked: boom on 7"), "{e}");
+        assert!(e.contains(&format!("{input}-0@7")) && e.contains("task 0_0"), "{e}");
+    }
+    // Under exactly-once nothing after the last commit is visible: at most the records before 7.
+    let out = support::read_to_end(&output, Isolation::ReadCommitted).unwrap();
+    assert!(out.len() <= 7, "{} records visible", out.len());
+}

@@ -104,6 +104,22 @@ pub enum StreamsError {
         #[source]
         source: BoxError,
     },
+    /// Processing a record failed: a processor's error ([`StreamsError::Processing`]; a panic in
+    /// user code is one, with a [`UserPanic`] as its source) with the task and the record.
+    #[error("task {task} failed on the record at {topic}-{partition}@{offset}: {source}")]
+    Record {
+        /// The task (`<sub-topology>_<partition>`).
+        task: String,
+        /// The record's topic.
+        topic: String,
+        /// The record's partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// What failed.
+        #[source]
+        source: Box<StreamsError>,
+    },
     /// An interactive query cannot read the store now (Kafka Streams' `InvalidStateStoreException`):
     /// retryable while the store restores or its partition moves (ask again, and ask the metadata
     /// again), final for an unknown store, a wrong type or a key hosted by another instance.
@@ -144,6 +160,41 @@ impl StreamsError {
     pub fn config(setting: impl Into<String>, reason: impl Into<String>) -> Self {
         StreamsError::Config { setting: setting.into(), reason: reason.into() }
     }
+}
+
+/// User code panicked: the source of the [`StreamsError::Processing`] error that the panic became.
+///
+/// ```
+/// use kstreams_streams::error::UserPanic;
+/// use kstreams_streams::StreamsError;
+/// fn is_panic(e: &StreamsError) -> bool {
+///     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+///     while let Some(s) = source {
+///         if s.is::<UserPanic>() {
+///             return true;
+///         }
+///         source = s.source();
+///     }
+///     false
+/// }
+/// let e = StreamsError::processing(UserPanic { message: "boom".into() });
+/// assert!(is_panic(&e));
+/// assert_eq!(e.to_string(), "processor `` failed: panicked: boom");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("panicked: {message}")]
+pub struct UserPanic {
+    /// The panic's message.
+    pub message: String,
+}
+
+/// Runs user code (a processor's `process`, `init`, `punctuate`, …): a panic becomes a
+/// [`StreamsError::Processing`] error, which the runtime handles like any other processing error
+/// (`processing.exception.handler`, then the uncaught-exception handler), instead of unwinding
+/// through the stream thread.
+pub(crate) fn catch_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(StreamsError::processing(UserPanic { message: panic_message(&*panic) })))
 }
 
 /// The message a panic carried (`panic!("...")` gives a `&str` or a `String`).

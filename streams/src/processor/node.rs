@@ -1,14 +1,15 @@
 //! The type-erased nodes a task runs: processors, sources and sinks.
 
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::error::{Result, StreamsError};
+use crate::error::{catch_panics, panic_message, Result, StreamsError};
 use crate::header::Headers;
 use crate::partitioner::default_partition;
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier, ScheduleId};
 use crate::record::{Data, RawRecord, Record};
-use crate::serde::SharedSerde;
+use crate::serde::{SerdeError, SharedSerde};
 use crate::task::core::TaskCore;
 use crate::topology::{StreamPartitioner, TimestampExtractor, TopicNameExtractor};
 
@@ -104,11 +105,20 @@ impl<K: Data, V: Data> RawSource for TypedSource<K, V> {
             part,
             source: Box::new(source),
         };
-        let key = self.key_serde.deserialize(bytes.topic, &bytes.headers, bytes.key).map_err(|e| error("key", e))?;
+        // A panicking serde fails the record's deserialization (its handler decides), not the thread.
+        let panicked = |panic: Box<dyn std::any::Any + Send>| SerdeError::Panicked {
+            topic: bytes.topic.to_string(),
+            message: panic_message(&*panic),
+        };
+        let key = catch_unwind(AssertUnwindSafe(|| self.key_serde.deserialize(bytes.topic, &bytes.headers, bytes.key)))
+            .unwrap_or_else(|p| Err(panicked(p)))
+            .map_err(|e| error("key", e))?;
         let value =
-            self.value_serde.deserialize(bytes.topic, &bytes.headers, bytes.value).map_err(|e| error("value", e))?;
+            catch_unwind(AssertUnwindSafe(|| self.value_serde.deserialize(bytes.topic, &bytes.headers, bytes.value)))
+                .unwrap_or_else(|p| Err(panicked(p)))
+                .map_err(|e| error("value", e))?;
         let timestamp = match &self.extractor {
-            Some(extractor) => extractor.extract(&key, &value, bytes.timestamp, partition_time),
+            Some(extractor) => catch_panics(|| Ok(extractor.extract(&key, &value, bytes.timestamp, partition_time)))?,
             None => bytes.timestamp,
         };
         Ok(RawRecord::from_typed(Record { key, value, timestamp, headers: bytes.headers }))

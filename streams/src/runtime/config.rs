@@ -188,6 +188,36 @@ const KNOWN: &[&str] = &[
     "default.production.exception.handler",
 ];
 
+/// Kafka Streams settings that kstreams does not take (yet), with what to do instead: set, they fail
+/// [`StreamsConfig::validate`] rather than being passed to librdkafka, which does not know them either.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("default.key.serde", "serdes are typed in Rust: give them to Consumed, Produced, Grouped and Materialized"),
+    ("default.value.serde", "serdes are typed in Rust: give them to Consumed, Produced, Grouped and Materialized"),
+    ("default.timestamp.extractor", "give the extractor to Consumed::with_timestamp_extractor"),
+    ("default.dsl.store", "RocksDB stores are the default; choose in-memory ones per store with Materialized"),
+    ("dsl.store.suppliers.class", "choose stores per operation with Materialized"),
+    ("rocksdb.config.setter", "not supported yet"),
+    ("topology.optimization", "not supported yet: repartition topics are not merged"),
+    ("acceptable.recovery.lag", "not supported yet: there are no warm-up replicas; use num.standby.replicas"),
+    ("max.warmup.replicas", "not supported yet: there are no warm-up replicas; use num.standby.replicas"),
+    ("probing.rebalance.interval.ms", "not supported yet: there are no warm-up replicas"),
+    ("task.timeout.ms", "not supported yet"),
+    ("buffered.records.per.partition", "not supported yet: a partition pauses past 1000 buffered records"),
+    ("state.cleanup.delay.ms", "not supported yet: state of tasks that moved away is kept"),
+    ("upgrade.from", "not needed: there are no older kstreams protocols to upgrade from"),
+    ("built.in.metrics.version", "not needed: the metrics have one version"),
+    ("metrics.recording.level", "not supported yet: every metric is recorded"),
+    ("cache.max.bytes.buffering", "renamed in Kafka Streams: use statestore.cache.max.bytes"),
+    ("rack.aware.assignment.tags", "not supported yet"),
+    ("rack.aware.assignment.strategy", "not supported yet"),
+    ("default.deserialization.exception.handler.class", "use default.deserialization.exception.handler"),
+    ("max.poll.records", "a Java consumer setting; librdkafka fetches by bytes: see fetch.max.bytes"),
+    ("key.serializer", "serdes are typed in Rust: give them to Produced"),
+    ("value.serializer", "serdes are typed in Rust: give them to Produced"),
+    ("key.deserializer", "serdes are typed in Rust: give them to Consumed"),
+    ("value.deserializer", "serdes are typed in Rust: give them to Consumed"),
+];
+
 const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin.", "restore.consumer.", "global.consumer."];
 
 impl StreamsConfig {
@@ -333,7 +363,10 @@ impl StreamsConfig {
                 let prefix = CLIENT_PREFIXES.iter().find(|p| k.starts_with(*p)).copied().unwrap_or("");
                 (prefix.to_string(), k[prefix.len()..].to_string(), v.clone())
             })
-            .collect();
+            .collect::<Vec<_>>();
+        for (prefix, key, value) in &passthrough {
+            check_client_setting(prefix, key, value)?;
+        }
         Ok(ValidConfig {
             application_id,
             bootstrap_servers,
@@ -356,6 +389,31 @@ impl StreamsConfig {
             application_server,
             passthrough,
         })
+    }
+}
+
+/// Checks a setting that goes to librdkafka (`key` with its client `prefix` removed): a Kafka
+/// Streams setting that kstreams does not take is refused with what to do instead, and librdkafka
+/// itself checks the rest (an unknown key, a malformed value) now rather than when a client starts.
+fn check_client_setting(prefix: &str, key: &str, value: &str) -> Result<()> {
+    let full = format!("{prefix}{key}");
+    if let Some((_, instead)) = UNSUPPORTED.iter().find(|(k, _)| *k == key || *k == full) {
+        return Err(StreamsError::config(
+            &full,
+            format!("is a Kafka Streams setting kstreams does not take: {instead}"),
+        ));
+    }
+    let mut client = rdkafka::ClientConfig::new();
+    client.set(key, value);
+    match client.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(rdkafka::error::KafkaError::ClientConfig(_, description, _, _)) => Err(StreamsError::config(
+            &full,
+            format!(
+                "{description} (settings that are not Kafka Streams ones go to librdkafka: see its CONFIGURATION.md)"
+            ),
+        )),
+        Err(e) => Err(StreamsError::config(&full, e.to_string())),
     }
 }
 
@@ -385,6 +443,31 @@ mod tests {
 
     fn base() -> StreamsConfig {
         StreamsConfig::new().set("application.id", "app").set("bootstrap.servers", "localhost:9092")
+    }
+
+    #[test]
+    fn settings_for_librdkafka_are_checked_when_validated() {
+        // librdkafka's own settings pass, with or without a client prefix.
+        let ok = base()
+            .set("security.protocol", "plaintext")
+            .set("consumer.fetch.wait.max.ms", "10")
+            .set("producer.linger.ms", "5")
+            .validate()
+            .unwrap();
+        assert_eq!(ok.passthrough.len(), 3);
+        // An unknown key, a malformed value and a Kafka Streams setting kstreams does not take: each
+        // error names the setting as the user wrote it.
+        for (key, value, says) in [
+            ("no.such.setting", "1", "No such configuration property"),
+            ("consumer.fetch.wait.max.ms", "soon", "Invalid value"),
+            ("producer.enable.idempotence", "maybe", "enable.idempotence"),
+            ("topology.optimization", "all", "not supported yet"),
+            ("default.key.serde", "org.apache.kafka.common.serialization.Serdes$StringSerde", "typed in Rust"),
+            ("consumer.max.poll.records", "500", "fetch.max.bytes"),
+        ] {
+            let err = base().set(key, value).validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")) && err.contains(says), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -105,7 +105,15 @@ impl GlobalStreamThread {
         let handle = std::thread::Builder::new()
             .name(format!("{}-GlobalStreamThread", config.application_id))
             .spawn(move || {
-                if let Err(error) = updater.run(&flag) {
+                // A panic (in a serde or in kstreams) fails the thread like an error.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| updater.run(&flag)))
+                    .unwrap_or_else(|panic| {
+                        Err(StreamsError::IllegalState(format!(
+                            "the global stream thread panicked: {}",
+                            crate::error::panic_message(&*panic)
+                        )))
+                    });
+                if let Err(error) = result {
                     tracing::error!(%error, "global stream thread failed");
                     on_error(error);
                 }

@@ -143,7 +143,19 @@ fn run_thread(
 ) {
     let mut current = Some(first);
     while let Some((consumer, work)) = current.take() {
-        let Err(error) = thread::run(consumer, work, thread_shared.clone()) else { return };
+        // A panic that escaped the tasks' guards (in kstreams itself) fails the thread like an
+        // error: the handler hears of it, and the state says so.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            thread::run(consumer, work, thread_shared.clone())
+        }))
+        .unwrap_or_else(|panic| {
+            Err(StreamsError::IllegalState(format!(
+                "stream thread {} panicked: {}",
+                spawn.index,
+                crate::error::panic_message(&*panic)
+            )))
+        });
+        let Err(error) = result else { return };
         let response = handler.as_ref().map_or(StreamThreadExceptionResponse::ShutdownClient, |h| h(&error));
         if response == StreamThreadExceptionResponse::ReplaceThread && !thread_shared.shutdown.load(Ordering::Relaxed) {
             tracing::warn!(thread = spawn.index, %error, "stream thread failed; replacing it");

@@ -144,6 +144,13 @@ impl PartitionGroup {
         self.position(topic, partition).and_then(|i| self.queues[i].fetched)
     }
 
+    /// Where fetching `topic`/`partition` goes on when its partition resumes: after the last record
+    /// queued, or where consumption started if none was; `None` if neither is known.
+    pub(crate) fn resume_position(&self, topic: &str, partition: i32) -> Option<i64> {
+        let queue = &self.queues[self.position(topic, partition)?];
+        queue.fetched.or((queue.start >= 0).then_some(queue.start))
+    }
+
     /// Records buffered in `topic`/`partition`.
     pub(crate) fn buffered(&self, topic: &str, partition: i32) -> usize {
         self.position(topic, partition).map_or(0, |i| self.queues[i].records.len())

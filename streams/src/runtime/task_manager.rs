@@ -32,7 +32,7 @@ use crate::runtime::metrics::StreamsMetrics;
 use crate::runtime::partition_group::PartitionGroup;
 use crate::runtime::standby::Standbys;
 use crate::runtime::state_updater::{self, MakeRestorer, Restored, StateUpdater};
-use crate::runtime::thread::KConsumer;
+use crate::runtime::thread::{self, KConsumer};
 use crate::runtime::thread_metadata::ThreadMetadataSlot;
 use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
@@ -239,7 +239,13 @@ impl TaskManager {
             consumer.pause(&partitions(&start)?)?;
         }
         if !done.is_empty() {
-            consumer.resume(&partitions(&done)?)?;
+            let mut resumed = Vec::new();
+            for (topic, partition) in &self.assigned {
+                let Some(id) = self.task_for(topic, *partition).filter(|id| done.contains(id)) else { continue };
+                let at = self.tasks.get(&id).and_then(|e| e.inputs.resume_position(topic, *partition));
+                resumed.push((topic.clone(), *partition, at));
+            }
+            thread::resume_at(consumer, &resumed)?;
         }
         self.held = held;
         Ok(())

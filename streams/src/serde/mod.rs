@@ -174,6 +174,14 @@ pub enum SerdeError {
         /// What failed and what to do about it.
         detail: String,
     },
+    /// The serde panicked (a user serde's bug, or data it did not expect).
+    #[error("the serde panicked on topic `{topic}`: {message}")]
+    Panicked {
+        /// The topic.
+        topic: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl SerdeError {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kstreams_state::{DirtyQueue, StateStore};
 
-use crate::error::{Result, StreamsError};
+use crate::error::{catch_panics, Result, StreamsError};
 use crate::header::Headers;
 use crate::metrics::TaskMetrics;
 use crate::processor::node::RawProcessor;
@@ -111,7 +111,7 @@ impl TaskCore {
     pub fn process_node(&mut self, node: usize, record: RawRecord) -> Result<()> {
         let mut processor = self.take_processor(node)?;
         self.record_timestamp.store(record.timestamp, Ordering::Relaxed);
-        let result = processor.process(self, node, record);
+        let result = catch_panics(|| processor.process(self, node, record));
         self.nodes[node].processor = Some(processor);
         result.map_err(|e| self.attribute(node, e))
     }
@@ -167,7 +167,7 @@ impl TaskCore {
             let owners: Vec<usize> = (0..self.nodes.len()).filter(|&n| self.nodes[n].stores.contains(&name)).collect();
             for node in owners {
                 let mut processor = self.take_processor(node)?;
-                let result = processor.flush_cache(self, node);
+                let result = catch_panics(|| processor.flush_cache(self, node));
                 self.nodes[node].processor = Some(processor);
                 result.map_err(|e| self.attribute(node, e))?;
             }
@@ -182,14 +182,14 @@ impl TaskCore {
 
     pub fn init_node(&mut self, node: usize) -> Result<()> {
         let mut processor = self.take_processor(node)?;
-        let result = processor.init(self, node);
+        let result = catch_panics(|| processor.init(self, node));
         self.nodes[node].processor = Some(processor);
         result.map_err(|e| self.attribute(node, e))
     }
 
     pub fn punctuate_node(&mut self, node: usize, id: ScheduleId, timestamp: i64) -> Result<()> {
         let mut processor = self.take_processor(node)?;
-        let result = processor.punctuate(self, node, id, timestamp);
+        let result = catch_panics(|| processor.punctuate(self, node, id, timestamp));
         self.nodes[node].processor = Some(processor);
         result.map_err(|e| self.attribute(node, e))
     }
