@@ -93,7 +93,24 @@ pub fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed.into_response() })
         .layer(middleware::from_fn_with_state(Arc::clone(&api), count_requests))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(max_body_bytes, refuse_oversized))
         .with_state(api)
+}
+
+/// How much of an oversized body is read (and dropped) before the 413.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
+/// Answers a body that announces more than `max` bytes with a 413 once the body has been read and
+/// dropped (up to [`DRAIN_BYTES`]). Answering first and closing the connection while the client
+/// still sends gives the client a broken pipe instead of the answer.
+async fn refuse_oversized(AxumState(max): AxumState<usize>, request: Request, next: Next) -> Response {
+    let announced =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        let _ = axum::body::to_bytes(request.into_body(), DRAIN_BYTES).await;
+        return RegistryError::PayloadTooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 type Shared = AxumState<Arc<Api>>;

@@ -239,7 +239,7 @@ impl KafkaStore {
     /// Blocks until the first load is done, for at most `timeout`.
     pub fn wait_loaded(&self, timeout: Duration) -> Result<(), RegistryError> {
         let (lock_, changed) = &*self.progress;
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut progress = lock(lock_);
         loop {
             if let Some(error) = &progress.failed {
@@ -292,7 +292,7 @@ impl KafkaStore {
         drop(self.read()?); // not before the first load
         let me = self.config.advertised_url.as_deref();
         let mut writer = lock(&self.writer);
-        let deadline = Instant::now() + self.config.timeout;
+        let deadline = deadline_after(self.config.timeout);
         let mut last_error = String::new();
         for attempt in 1u32.. {
             if attempt > 1 {
@@ -389,7 +389,7 @@ impl KafkaStore {
     /// Waits until the reader's position is at least `offset`.
     fn wait_for_position(&self, offset: i64) -> Result<(), RegistryError> {
         let (lock_, changed) = &*self.progress;
-        let deadline = Instant::now() + self.config.timeout;
+        let deadline = deadline_after(self.config.timeout);
         let mut progress = lock(lock_);
         loop {
             if let Some(error) = &progress.failed {
@@ -534,7 +534,7 @@ impl Writer {
     /// Serves delivery reports until none is outstanding. (rdkafka's `flush` polls for whole
     /// 100 ms rounds, which made every write take 100 ms; a record here is delivered in about one.)
     fn await_deliveries(&self, timeout: Duration) -> Result<(), RegistryError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         while self.producer.in_flight_count() > 0 {
             if Instant::now() >= deadline {
                 return Err(RegistryError::Timeout(format!("records not delivered within {timeout:?}")));
@@ -621,4 +621,10 @@ async fn check_compacted(admin: &AdminClient<DefaultClientContext>, config: &Sto
         }
     }
     Ok(())
+}
+
+/// `timeout` from now; one too long to represent (`Duration::MAX`) is a century.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }

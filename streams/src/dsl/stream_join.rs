@@ -254,8 +254,11 @@ impl<K: Data, VL: Data, VR: Data, VO: Data, const LEFT: bool> JoinSide<K, VL, VR
             }
             ctx.key_value_store::<PendingKey<K>, Pending<VL, VR>>(&store)?.delete(&key)?;
             let result = match &value {
-                Pending::Left(l) => (self.spec.joiner)(Some(l), None),
-                Pending::Right(r) => (self.spec.joiner)(None, Some(r)),
+                Pending::Left(l) if self.spec.emit_left => (self.spec.joiner)(Some(l), None),
+                Pending::Right(r) if self.spec.emit_right => (self.spec.joiner)(None, Some(r)),
+                // Left by another kind of join over the same stores (an outer join's unmatched
+                // right records, restored into a left join): this join does not emit them.
+                _ => continue,
             };
             ctx.forward(Record::new(key.key, result, key.timestamp))?;
         }

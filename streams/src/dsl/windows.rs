@@ -74,12 +74,16 @@ impl TimeWindows {
 
 impl Windows for TimeWindows {
     fn windows_for(&self, timestamp: i64) -> Vec<Window> {
-        let first = (timestamp - self.size_ms + self.advance_ms).max(0);
+        // Saturating: times and sizes near i64::MAX end their windows at i64::MAX.
+        let first = timestamp.saturating_sub(self.size_ms).saturating_add(self.advance_ms).max(0);
         let mut start = first - first.rem_euclid(self.advance_ms);
         let mut windows = Vec::new();
         while start <= timestamp {
-            windows.push(Window::new(start, start + self.size_ms));
-            start += self.advance_ms;
+            windows.push(Window::new(start, start.saturating_add(self.size_ms)));
+            match start.checked_add(self.advance_ms) {
+                Some(next) => start = next,
+                None => break,
+            }
         }
         windows
     }

@@ -98,7 +98,7 @@ const FLUSH_SLICE_MS: i32 = 5;
 /// the linger (100 ms by default): a commit took 100–200 ms, which tripled exactly-once latency.
 /// Here each flush call lasts a few milliseconds, long enough for the broker threads to send.
 pub(crate) fn flush<C: ProducerContext>(producer: &BaseProducer<C>, timeout: Duration) -> Result<()> {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = crate::runtime::deadline_after(timeout);
     loop {
         // SAFETY: the pointer is the producer's live librdkafka handle.
         let err = unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), FLUSH_SLICE_MS) };

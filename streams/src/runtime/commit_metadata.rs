@@ -55,4 +55,23 @@ mod tests {
         assert_eq!(decode("not base64!"), None);
         assert_eq!(decode(&base64::engine::general_purpose::STANDARD.encode([9u8; 9])), None, "unknown magic");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 512,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20261203),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Metadata another client committed (any text, or base64 of any bytes) is read or ignored.
+        #[test]
+        fn any_metadata_is_read_or_ignored(
+            text in "\\PC{0,40}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+        ) {
+            let _ = decode(&text);
+            let _ = decode(&base64::engine::general_purpose::STANDARD.encode(&bytes));
+        }
+    }
 }

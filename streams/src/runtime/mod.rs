@@ -133,6 +133,13 @@ pub enum StreamThreadExceptionResponse {
     ShutdownClient,
 }
 
+/// `timeout` from now; a timeout too long to represent (`Duration::MAX`: wait as long as it takes)
+/// is a century.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
 /// Runs a stream thread, replacing it after a failure if the handler says so.
 fn run_thread(
     spawn: ThreadSpec,
@@ -477,7 +484,7 @@ impl KafkaStreams {
             self.shared.set(State::PendingShutdown);
         }
         self.thread_shared.shutdown.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         for handle in self.threads.drain(..) {
             while !handle.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));

@@ -535,9 +535,11 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
             }
             w.retry_placement(&consumer)?;
             more = w.process_ready(&consumer)?;
-            // Running once the group gave this thread its (possibly empty) assignment and its tasks
-            // run, restored (as in Kafka Streams; tasks restored meanwhile run as they come).
-            if w.joined && !w.tasks.is_restoring() {
+            // Running once the group gave this thread its (possibly empty) share of the placement
+            // and its tasks run, restored (as in Kafka Streams; tasks restored meanwhile run as they
+            // come). A thread still waiting for its share (the members could not be read) is
+            // rebalancing.
+            if w.joined && w.unplanned.is_none() && !w.tasks.is_restoring() {
                 w.rebalancing.store(false, Ordering::Relaxed);
             }
             w.punctuate_wall_clock()?;
