@@ -187,12 +187,30 @@ impl Restorer {
     }
 
     /// The offsets restoration of `topic`/`partition` would run between: (low watermark, end offset).
+    /// While the partition has no leader (a broker is away, `UnknownPartition` or a timeout), the
+    /// lookup is retried for up to the restorer's timeout.
     pub fn offsets(&self, topic: &str, partition: i32) -> StateResult<(i64, i64)> {
-        self.consumer.fetch_watermarks(topic, partition, self.timeout).map_err(kafka_err(
-            topic,
-            partition,
-            "fetching the end offset (is the broker reachable and the topic created?)",
-        ))
+        let began = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let left = self.timeout.saturating_sub(began.elapsed());
+            match self.consumer.fetch_watermarks(topic, partition, left.min(Duration::from_secs(10))) {
+                Ok(offsets) => return Ok(offsets),
+                Err(e) if began.elapsed() < self.timeout => {
+                    attempt += 1;
+                    tracing::warn!(topic, partition, error = %e, attempt,
+                        "cannot read the changelog's end offset yet; retrying (is the partition's leader up?)");
+                    std::thread::sleep(Duration::from_millis(200u64.saturating_mul(attempt.min(10).into())));
+                }
+                Err(e) => {
+                    return Err(kafka_err(
+                        topic,
+                        partition,
+                        "fetching the end offset (is the broker reachable and the topic created?)",
+                    )(e))
+                }
+            }
+        }
     }
 
     /// Restores `store` from `topic`/`partition`, from `from_offset` (a checkpoint; `None` = the
@@ -261,6 +279,7 @@ impl Restorer {
         let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(self.batch_size);
         let mut last_offset = -1;
         let mut last_progress = Instant::now();
+        let mut last_error: Option<Instant> = None;
         let total = (end - *position).max(0);
         loop {
             if self.interrupted() {
@@ -303,7 +322,16 @@ impl Restorer {
                         ),
                     }
                 }
-                Some(Err(e)) => return Err(kafka_err(topic, partition, "reading the changelog")(e)),
+                // The consumer reconnects and refetches by itself (a broker away, a leader moving):
+                // its errors are waited out, bounded by the no-progress timeout below.
+                Some(Err(e)) => {
+                    if last_error.is_none_or(|at: Instant| at.elapsed() > Duration::from_secs(5)) {
+                        tracing::warn!(store = name, topic, partition, error = %e,
+                            "the restore consumer reports an error; waiting for the broker");
+                        last_error = Some(Instant::now());
+                    }
+                    idle = true;
+                }
                 None => idle = true,
             }
             if idle {
@@ -324,7 +352,7 @@ impl Restorer {
                     l.on_batch_restored(topic, partition, name, last_offset, n);
                 }
                 let secs = began.elapsed().as_secs_f64().max(1e-9);
-                tracing::info!(
+                tracing::debug!(
                     store = name,
                     topic,
                     partition,

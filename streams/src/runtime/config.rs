@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Result, StreamsError};
 use crate::query::HostInfo;
+use crate::runtime::java_security;
 
 /// `at_least_once` or `exactly_once_v2`.
 ///
@@ -151,6 +152,10 @@ pub struct ValidConfig {
     /// Under exactly-once a failed delivery aborts the transaction whatever this says; records
     /// refused before they are sent (too large for the client) are skipped.
     pub production_handler: ExceptionHandler,
+    /// `task.timeout.ms` (Kafka Streams' setting, default 300 s): how long a task waits out a broker
+    /// or partition leader that is away before failing; restoring a store from its changelog waits
+    /// this long without progress.
+    pub task_timeout: Duration,
     /// `group.instance.id` for static membership (suffixed with the thread index).
     pub group_instance_id: Option<String>,
     /// `metrics.http.address` (kstreams' own setting): where the built-in HTTP server listens
@@ -186,6 +191,7 @@ const KNOWN: &[&str] = &[
     "windowstore.changelog.additional.retention.ms",
     "processing.exception.handler",
     "default.production.exception.handler",
+    "task.timeout.ms",
 ];
 
 /// Kafka Streams settings that kstreams does not take (yet), with what to do instead: set, they fail
@@ -201,7 +207,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("acceptable.recovery.lag", "not supported yet: there are no warm-up replicas; use num.standby.replicas"),
     ("max.warmup.replicas", "not supported yet: there are no warm-up replicas; use num.standby.replicas"),
     ("probing.rebalance.interval.ms", "not supported yet: there are no warm-up replicas"),
-    ("task.timeout.ms", "not supported yet"),
     ("buffered.records.per.partition", "not supported yet: a partition pauses past 1000 buffered records"),
     ("state.cleanup.delay.ms", "not supported yet: state of tasks that moved away is kept"),
     ("upgrade.from", "not needed: there are no older kstreams protocols to upgrade from"),
@@ -301,6 +306,7 @@ impl StreamsConfig {
         )?;
         let cache_max_bytes: u64 = self.parse("statestore.cache.max.bytes", 10 * 1024 * 1024, "a number of bytes")?;
         let poll_ms: u64 = self.parse("poll.ms", 100, "a number of milliseconds")?;
+        let task_timeout_ms: u64 = self.parse("task.timeout.ms", 300_000, "a number of milliseconds")?;
         let deserialization_handler =
             match self.get("default.deserialization.exception.handler").unwrap_or("log_and_fail") {
                 "log_and_fail" | "LogAndFailExceptionHandler" => DeserializationHandler::LogAndFail,
@@ -355,17 +361,18 @@ impl StreamsConfig {
         };
         let processing_handler = handler("processing.exception.handler")?;
         let production_handler = handler("default.production.exception.handler")?;
-        let passthrough = self
-            .props
-            .iter()
-            .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
-            .map(|(k, v)| {
-                let prefix = CLIENT_PREFIXES.iter().find(|p| k.starts_with(*p)).copied().unwrap_or("");
-                (prefix.to_string(), k[prefix.len()..].to_string(), v.clone())
-            })
-            .collect::<Vec<_>>();
-        for (prefix, key, value) in &passthrough {
-            check_client_setting(prefix, key, value)?;
+        // Settings for librdkafka, by client prefix; the Java client's security settings translated.
+        let mut by_prefix: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+        for (k, v) in self.props.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())) {
+            let prefix = CLIENT_PREFIXES.iter().find(|p| k.starts_with(*p)).copied().unwrap_or("");
+            by_prefix.entry(prefix).or_default().insert(k[prefix.len()..].to_string(), v.clone());
+        }
+        let mut passthrough = Vec::new();
+        for (prefix, settings) in by_prefix {
+            for (key, value) in java_security::translate(prefix, settings)? {
+                check_client_setting(prefix, &key, &value)?;
+                passthrough.push((prefix.to_string(), key, value));
+            }
         }
         Ok(ValidConfig {
             application_id,
@@ -379,6 +386,7 @@ impl StreamsConfig {
             max_task_idle,
             cache_max_bytes,
             poll: Duration::from_millis(poll_ms.max(1)),
+            task_timeout: Duration::from_millis(task_timeout_ms),
             repartition_purge_interval: Duration::from_millis(purge_ms),
             windowstore_changelog_additional_retention: Duration::from_millis(additional_retention_ms),
             deserialization_handler,

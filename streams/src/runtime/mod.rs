@@ -43,6 +43,7 @@ mod config;
 mod global;
 mod global_restore;
 mod http;
+mod java_security;
 mod metrics;
 mod partition_group;
 mod standby;

@@ -388,9 +388,13 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
     };
     let producer = create_producer(&config, &transactional_id, producer_ctx.clone())?;
     let restore_client = config.client_config("restore.consumer.");
+    let task_timeout = config.task_timeout;
     // Made by the state updater, one per updater thread.
-    let make_restorer: MakeRestorer =
-        Box::new(move || Ok(Restorer::from_config(restore_client.clone())?.with_listener(restore_listener.clone())));
+    let make_restorer: MakeRestorer = Box::new(move || {
+        Ok(Restorer::from_config(restore_client.clone())?
+            .with_listener(restore_listener.clone())
+            .with_timeout(task_timeout))
+    });
     let store_options = StoreOptions {
         rocksdb: Some(RocksDbResources::shared_default()),
         exactly_once: is_eos(&config),
