@@ -161,6 +161,13 @@ fn restores_committed_changelog_into_rocksdb_and_resumes_from_checkpoint() {
     // More changes arrive; restoring from the checkpoint reads only them.
     produce_txn(&producer, &topic, &tail, true);
     apply(&mut expected, &tail);
+    // The commit returns before the broker wrote its markers; until then the last stable offset (the
+    // restorer's end, under read_committed) stays before the tail.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while restorer.offsets(&topic, 0).unwrap().1 <= outcome.next_offset + tail.len() as i64 {
+        assert!(std::time::Instant::now() < deadline, "the tail's transaction never became stable");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let resumed = restorer.restore(&mut store, &topic, 0, Some(outcome.next_offset)).unwrap();
     assert_eq!(resumed.records, tail.len() as u64, "only the tail after the checkpoint is read");
     assert!(resumed.next_offset > outcome.next_offset);
