@@ -96,7 +96,7 @@ pub enum StateError {
         topic: String,
         /// The changelog partition.
         partition: i32,
-        /// The changelog offset the store reached.
+        /// The changelog offset the store reached (-1: the restoration had not started).
         position: i64,
     },
 }

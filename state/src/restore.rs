@@ -194,8 +194,12 @@ impl Restorer {
         let mut attempt = 0u32;
         loop {
             let left = self.timeout.saturating_sub(began.elapsed());
-            match self.consumer.fetch_watermarks(topic, partition, left.min(Duration::from_secs(10))) {
+            match self.consumer.fetch_watermarks(topic, partition, left.min(Duration::from_secs(5))) {
                 Ok(offsets) => return Ok(offsets),
+                // A restoration that was given up stops waiting too.
+                Err(_) if self.interrupted() => {
+                    return Err(StateError::RestoreInterrupted { topic: topic.to_string(), partition, position: -1 })
+                }
                 Err(e) if began.elapsed() < self.timeout => {
                     attempt += 1;
                     tracing::warn!(topic, partition, error = %e, attempt,
