@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 use kstreams_state::{Restorer, StateError, TaskStateManager};
 
-use crate::error::{panic_message, Result, StreamsError};
+use crate::error::{catch_panics, Result, StreamsError};
 use crate::runtime::collector::KProducer;
 use crate::runtime::task_manager::TaskFactory;
 use crate::task::{StreamTask, TaskId};
@@ -187,12 +187,7 @@ fn create(factory: &TaskFactory, restorer: &mut Restorer, job: &Job) -> Result<(
     restorer.interrupt_when(job.stop.clone());
     // A panic in a store or in a processor's `init` fails the task instead of ending the thread
     // silently.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        factory.create_task(job.id, &job.times, &job.producer, restorer)
-    }))
-    .unwrap_or_else(|panic| {
-        Err(StreamsError::IllegalState(format!("creating task {} panicked: {}", job.id, panic_message(&*panic))))
-    })
+    catch_panics(|| factory.create_task(job.id, &job.times, &job.producer, restorer))
 }
 
 impl Drop for StateUpdater {
