@@ -147,9 +147,19 @@ mod child {
         serve(app);
     }
 
-    /// Starts `app` and runs until its stdin closes (then closes it cleanly and exits 0) or it fails
-    /// (exit 2), printing its state changes and its tasks (`TASKS …`) whenever they change.
+    /// Set by SIGTERM, as a service manager (systemd, Kubernetes) asks a process to stop.
+    static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    extern "C" fn on_sigterm(_: libc::c_int) {
+        TERMINATED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Starts `app` and runs until its stdin closes or it gets SIGTERM (then closes it cleanly and
+    /// exits 0) or it fails (exit 2), printing its state changes and its tasks (`TASKS …`) whenever
+    /// they change.
     pub fn serve(mut app: KafkaStreams) {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t) };
         app.set_state_listener(|_, new| println!("STATE {new:?}"));
         app.start().expect("start");
         // The parent closes stdin to ask for a clean stop.
@@ -158,7 +168,7 @@ mod child {
             let _ = std::io::stdin().read_to_end(&mut sink);
         });
         let mut last = String::new();
-        while !watcher.is_finished() {
+        while !watcher.is_finished() && !TERMINATED.load(std::sync::atomic::Ordering::Relaxed) {
             if app.state() == State::Error {
                 println!("ERROR {}", app.error().unwrap_or_default());
                 let _ = std::io::stdout().flush();
@@ -365,6 +375,11 @@ impl AppProcess {
     /// Asks for a clean stop (stdin closes) and waits for the exit; returns the exit code.
     fn stop(mut self) -> Option<i32> {
         drop(self.stdin.take());
+        self.wait()
+    }
+
+    /// Waits up to 90 s for the exit (after a signal, or stdin closed); returns the exit code.
+    fn wait(mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -394,10 +409,15 @@ impl InputWriter {
 
     /// Writes keys `<prefix>0..<prefix>9` instead.
     fn start_keyed(topic: &str, prefix: &str, per_second: u64) -> InputWriter {
+        InputWriter::start_with(topic, prefix, per_second, Duration::from_secs(30))
+    }
+
+    /// Writes keys `k0..k9`, each record waiting up to `patience` for the broker (through an outage).
+    fn start_with(topic: &str, prefix: &str, per_second: u64, patience: Duration) -> InputWriter {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, topic, prefix) = (stop.clone(), topic.to_string(), prefix.to_string());
         let handle = std::thread::spawn(move || {
-            let producer = support::producer().expect("producer");
+            let producer = support::producer_with_timeout(patience).expect("producer");
             let mut next = vec![0i32; KEYS];
             let pause = Duration::from_micros(1_000_000 / per_second.max(1));
             let mut i = 0usize;
@@ -875,6 +895,52 @@ fn a_static_member_restarts_without_a_rebalance() {
     setup.cleanup();
 }
 
+/// Three instances with static membership under a steady input; each in turn gets SIGTERM (it
+/// closes cleanly), is started again with its state folder and the same `group.instance.id`, and
+/// runs before the next one goes. Nothing is lost or duplicated; the largest output gap is reported
+/// (the goal: at most 2 s, since a static member's restart within the session timeout causes no
+/// rebalance and its tasks reopen from their local state).
+fn a_rolling_restart_keeps_the_output_flowing() {
+    let setup = Setup::new("eos-rolling", "exactly_once_v2");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let names = ["a", "b", "c"];
+    let writer = InputWriter::start(&setup.input, 300);
+    let mut procs: Vec<AppProcess> = (0..3).map(|i| setup.spawn(names[i], dirs[i].path(), Some(names[i]))).collect();
+    let spread = support::eventually(Duration::from_secs(90), || {
+        procs.iter().all(|p| {
+            p.last_line_with("STATE ") == "STATE Running"
+                && tasks_lines(&p.lines()).last().is_some_and(|t| t.active.len() == 1)
+        })
+    });
+    assert!(spread, "the three partitions did not spread over the three instances");
+    std::thread::sleep(Duration::from_secs(3));
+    let rolling_from = support::now_ms();
+    let mut restarts = Vec::new();
+    for i in 0..3 {
+        let old = procs.remove(i);
+        let lines = old.lines();
+        let stopped_at = support::now_ms();
+        old.signal("TERM");
+        assert_eq!(old.wait(), Some(0), "{} did not stop cleanly on SIGTERM", names[i]);
+        assert!(!lines.iter().any(|l| l.starts_with("ERROR")), "{} failed", names[i]);
+        let new = setup.spawn(&format!("{}2", names[i]), dirs[i].path(), Some(names[i]));
+        assert!(new.wait_for_line("STATE Running", Duration::from_secs(60)), "{} never came back", names[i]);
+        restarts.push((support::now_ms() - stopped_at) as f64 / 1000.0);
+        procs.insert(i, new);
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let rolled_at = support::now_ms();
+    let counts = writer.finish();
+    verify_exactly_once(&setup, &counts);
+    let gap = gap_of(&largest_gaps(&setup, rolling_from, rolled_at), 0..PARTITIONS);
+    eprintln!("  rolling restart: largest output gap {gap:.2} s; SIGTERM to RUNNING again: {restarts:.1?} s");
+    for p in procs {
+        assert!(!p.lines().iter().any(|l| l.starts_with("ERROR")), "{} failed", p.name);
+        assert_eq!(p.stop(), Some(0));
+    }
+    setup.cleanup();
+}
+
 /// Keys in the failover scenarios' store (`FAILOVER_KEYS` overrides, for trying things out): six
 /// million, so that a full restore (about 18 s here) outlasts the failure detection (the session
 /// timeout, 2 s) several times over, as a production store's would; with two million the restore
@@ -1079,97 +1145,176 @@ fn threads_and_standbys_share_an_instance() {
     setup.cleanup();
 }
 
+/// The broker is SIGKILLed for 60 s while an exactly-once instance runs under a steady input, then
+/// started again: the instance waits it out (it never reports ERROR and is not restarted), resumes by
+/// itself, and every output is exact.
+fn a_broker_outage_is_waited_out() {
+    if !broker_is_ours() {
+        eprintln!("  skipped: the broker at {} was not started by scripts/kafka", support::bootstrap());
+        return;
+    }
+    let setup = Setup::new("eos-outage", "exactly_once_v2");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = InputWriter::start_with(&setup.input, "k", 200, Duration::from_secs(300));
+    let a = setup.spawn("a", dir.path(), None);
+    assert!(a.wait_for_line("STATE Running", Duration::from_secs(60)), "a never ran");
+    std::thread::sleep(Duration::from_secs(5));
+    scripts_kafka(&["kill", "1"]);
+    let killed_at = support::now_ms();
+    std::thread::sleep(Duration::from_secs(60));
+    scripts_kafka(&["start"]);
+    let back_at = support::now_ms();
+    std::thread::sleep(Duration::from_secs(10));
+    let counts = writer.finish();
+    verify_exactly_once(&setup, &counts);
+    // `echo` records carry the time the broker appended them.
+    let resumed = setup.read("echo").iter().map(|r| r.timestamp).filter(|&t| t >= back_at).min();
+    let resumed = resumed.expect("no output after the broker came back");
+    eprintln!(
+        "  broker away {:.1} s (60 s killed, then its start); output resumed {:.1} s after it was back",
+        (back_at - killed_at) as f64 / 1000.0,
+        (resumed - back_at) as f64 / 1000.0
+    );
+    let states: Vec<String> = a.lines().into_iter().filter(|l| l.starts_with("STATE ")).collect();
+    assert!(!a.lines().iter().any(|l| l.starts_with("ERROR")), "a failed: {states:?}");
+    assert_eq!(a.stop(), Some(0));
+    setup.cleanup();
+}
+
+/// A 3-node cluster beside the default one (`KSTREAMS_CLUSTER=trio`, nodes on 9392, 9394, 9396;
+/// replication 3, `min.insync.replicas` 2): two exactly-once instances under a steady input; a broker
+/// is SIGKILLed and brought back while they process, then another while an instance that lost its
+/// state folder restores its tasks. The instances never fail, the outputs are exact, and the largest
+/// output gap is reported.
+fn three_brokers_lose_one_under_load() {
+    if !broker_is_ours() {
+        eprintln!("  skipped: the broker at {} was not started by scripts/kafka", support::bootstrap());
+        return;
+    }
+    let trio = Trio::start();
+    let setup = Setup::new("eos-trio", "exactly_once_v2");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let writer = InputWriter::start_with(&setup.input, "k", 200, Duration::from_secs(120));
+    let a = setup.spawn("a", dirs[0].path(), None);
+    let b = setup.spawn("b", dirs[1].path(), None);
+    for p in [&a, &b] {
+        assert!(p.wait_for_line("STATE Running", Duration::from_secs(90)), "{} never ran", p.name);
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let first_kill = support::now_ms();
+    trio.kafka(&["kill", "2"]);
+    std::thread::sleep(Duration::from_secs(15));
+    trio.kafka(&["start", "--nodes", "3", "--no-registry"]);
+    std::thread::sleep(Duration::from_secs(5));
+    // A broker goes while an instance restores its tasks from the changelogs (its folder is new).
+    let b_lines = b.lines();
+    assert_eq!(b.stop(), Some(0));
+    let second_kill = support::now_ms();
+    trio.kafka(&["kill", "3"]);
+    let b2 = setup.spawn("b2", dirs[2].path(), None);
+    assert!(b2.wait_for_line("STATE Running", Duration::from_secs(120)), "b2 never ran");
+    std::thread::sleep(Duration::from_secs(5));
+    trio.kafka(&["start", "--nodes", "3", "--no-registry"]);
+    std::thread::sleep(Duration::from_secs(5));
+    let counts = writer.finish();
+    verify_exactly_once(&setup, &counts);
+    let all = 0..PARTITIONS;
+    let processing = gap_of(&largest_gaps(&setup, first_kill, second_kill), all.clone());
+    let restoring = gap_of(&largest_gaps(&setup, second_kill, support::now_ms()), all);
+    eprintln!(
+        "  largest output gap: {processing:.1} s after a broker was killed during processing, \
+         {restoring:.1} s after one was killed as an instance restored (includes the instance's stop and restore)"
+    );
+    assert!(b2.lines().iter().any(|l| l.starts_with("RESTORE_START")), "b2 restored nothing");
+    for (name, lines) in [("a", a.lines()), ("b", b_lines), ("b2", b2.lines())] {
+        assert!(!lines.iter().any(|l| l.starts_with("ERROR")), "{name} failed");
+    }
+    assert_eq!(a.stop(), Some(0));
+    assert_eq!(b2.stop(), Some(0));
+    setup.cleanup();
+    drop(setup);
+}
+
+/// A 3-node cluster for one scenario; the scenario's clients use it (`KSTREAMS_BOOTSTRAP`) until it
+/// is dropped, which stops it.
+struct Trio {
+    previous: Option<String>,
+}
+
+impl Trio {
+    const ENV: [(&'static str, &'static str); 2] = [("KSTREAMS_CLUSTER", "trio"), ("KSTREAMS_PORT_BASE", "9390")];
+
+    fn start() -> Trio {
+        let bootstrap = Trio::run(&["start", "--nodes", "3", "--no-registry"]);
+        let previous = std::env::var(support::BOOTSTRAP_ENV).ok();
+        // The scenarios run one after another: nothing else reads the environment meanwhile.
+        std::env::set_var(support::BOOTSTRAP_ENV, bootstrap.lines().last().unwrap_or_default());
+        Trio { previous }
+    }
+
+    fn kafka(&self, args: &[&str]) {
+        Trio::run(args);
+    }
+
+    fn run(args: &[&str]) -> String {
+        let out = Command::new(scripts_kafka_path())
+            .args(args)
+            .envs(Trio::ENV)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/kafka");
+        assert!(out.status.success(), "scripts/kafka {args:?} (3 nodes) failed: {}", out.status);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Trio {
+    fn drop(&mut self) {
+        match &self.previous {
+            Some(b) => std::env::set_var(support::BOOTSTRAP_ENV, b),
+            None => std::env::remove_var(support::BOOTSTRAP_ENV),
+        }
+        let _ = Command::new(scripts_kafka_path()).arg("stop").envs(Trio::ENV).status();
+    }
+}
+
+/// Whether the broker is the single node that `scripts/kafka` runs here (a scenario that kills it
+/// needs to start it again).
+fn broker_is_ours() -> bool {
+    let ours = Command::new(scripts_kafka_path()).arg("bootstrap").output();
+    ours.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == support::bootstrap())
+}
+
+fn scripts_kafka_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka")
+}
+
+/// Runs `scripts/kafka <args>`; panics if it fails.
+fn scripts_kafka(args: &[&str]) {
+    let status = Command::new(scripts_kafka_path()).args(args).status().expect("run scripts/kafka");
+    assert!(status.success(), "scripts/kafka {args:?} failed: {status}");
+}
+
 fn main() {
     match std::env::var("KSTREAMS_TEST_APP").as_deref() {
         Ok("counts") => return counts::run(),
         Ok(_) => return child::run(),
         Err(_) => {}
     }
-    let scenarios: [(&str, fn()); 8] = [
+    let scenarios: [(&str, fn()); 11] = [
         ("exactly_once_survives_sigkill", exactly_once_survives_sigkill),
         ("at_least_once_survives_sigkill", at_least_once_survives_sigkill),
         ("scale_out_and_back_in", scale_out_and_back_in),
         ("a_zombie_is_fenced", a_zombie_is_fenced),
         ("a_static_member_restarts_without_a_rebalance", a_static_member_restarts_without_a_rebalance),
+        ("a_rolling_restart_keeps_the_output_flowing", a_rolling_restart_keeps_the_output_flowing),
         ("standby_failover_replays_only_the_tail", standby_failover_replays_only_the_tail),
         ("ten_kills_restore_nothing_in_full", ten_kills_restore_nothing_in_full),
         ("threads_and_standbys_share_an_instance", threads_and_standbys_share_an_instance),
+        ("a_broker_outage_is_waited_out", a_broker_outage_is_waited_out),
+        ("three_brokers_lose_one_under_load", three_brokers_lose_one_under_load),
     ];
-    let args = Args::parse(std::env::args().skip(1));
-    let chosen: Vec<_> = scenarios.iter().filter(|(n, _)| args.wants(n)).collect();
-    if args.list {
-        for (name, _) in &chosen {
-            println!("{name}: test");
-        }
-        return;
-    }
-    if chosen.is_empty() {
-        eprintln!("test result: ok. 0 passed; 0 failed; {} filtered out", scenarios.len());
-        return;
-    }
-    support::require_broker();
-    let mut failed = Vec::new();
-    for (name, scenario) in &chosen {
-        eprintln!("scenario {name} ...");
-        let started = Instant::now();
-        match std::panic::catch_unwind(scenario) {
-            Ok(()) => eprintln!("scenario {name} ok ({:.0} s)", started.elapsed().as_secs_f64()),
-            Err(_) => {
-                eprintln!("scenario {name} FAILED");
-                failed.push(*name);
-            }
-        }
-    }
-    let (passed, filtered) = (chosen.len() - failed.len(), scenarios.len() - chosen.len());
-    let result = if failed.is_empty() { "ok" } else { "FAILED" };
-    eprintln!("test result: {result}. {passed} passed; {} failed; {filtered} filtered out", failed.len());
-    if !failed.is_empty() {
-        eprintln!("failed: {failed:?}");
-        std::process::exit(1);
-    }
-}
-
-/// The libtest arguments the scenarios honour: name filters (any may match; `--exact` for whole
-/// names), `--skip <filter>`, and `--list`. Others (`--nocapture`, `--test-threads=1`, …) are
-/// accepted and ignored: the scenarios run one after another, their apps' output interleaved.
-#[derive(Default)]
-struct Args {
-    filters: Vec<String>,
-    skip: Vec<String>,
-    exact: bool,
-    list: bool,
-}
-
-impl Args {
-    fn parse(args: impl Iterator<Item = String>) -> Args {
-        let mut parsed = Args::default();
-        let mut args = args.peekable();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--exact" => parsed.exact = true,
-                "--list" => parsed.list = true,
-                "--skip" => parsed.skip.extend(args.next()),
-                // Flags that take a value as the next argument.
-                "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
-                    args.next();
-                }
-                flag if flag.starts_with('-') => {}
-                filter => parsed.filters.push(filter.to_string()),
-            }
-        }
-        parsed
-    }
-
-    fn matches(&self, filter: &str, name: &str) -> bool {
-        if self.exact {
-            name == filter
-        } else {
-            name.contains(filter)
-        }
-    }
-
-    fn wants(&self, name: &str) -> bool {
-        (self.filters.is_empty() || self.filters.iter().any(|f| self.matches(f, name)))
-            && !self.skip.iter().any(|f| self.matches(f, name))
-    }
+    support::scenarios::run(&scenarios, || {
+        support::require_broker();
+    });
 }

@@ -120,6 +120,25 @@ pub enum StreamsError {
         #[source]
         source: Box<StreamsError>,
     },
+    /// The brokers refused the application: its credentials (SASL), their certificate (TLS: the
+    /// truststore does not trust it) or a missing ACL. Retrying does not help; the message says
+    /// which setting or ACL to fix.
+    #[error("the brokers at {bootstrap} refused the application: {cause}")]
+    Refused {
+        /// `bootstrap.servers`.
+        bootstrap: String,
+        /// librdkafka's or the broker's reason.
+        cause: String,
+    },
+    /// The broker did not take a record that a task produced (to an output topic or a changelog).
+    #[error("producing to `{topic}` failed: {source}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// Why the record was not delivered.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
     /// An interactive query cannot read the store now (Kafka Streams' `InvalidStateStoreException`):
     /// retryable while the store restores or its partition moves (ask again, and ask the metadata
     /// again), final for an unknown store, a wrong type or a key hosted by another instance.
@@ -154,6 +173,53 @@ impl StreamsError {
     /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(self, StreamsError::InvalidStateStore { retryable: true, .. })
+    }
+
+    /// Whether the error comes from the broker being unreachable or busy (a timeout, a lost
+    /// connection, a coordinator or partition leader that moved, a transaction that must be
+    /// aborted): the same work may succeed once the broker is back. Stream threads wait such errors
+    /// out for up to `task.timeout.ms` before they fail.
+    ///
+    /// ```
+    /// use kstreams_streams::StreamsError;
+    /// use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    /// let timed_out = StreamsError::Kafka(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+    /// assert!(timed_out.waits_for_broker());
+    /// let denied = StreamsError::Kafka(KafkaError::Flush(RDKafkaErrorCode::TopicAuthorizationFailed));
+    /// assert!(!denied.waits_for_broker());
+    /// ```
+    pub fn waits_for_broker(&self) -> bool {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+        let kafka = match self {
+            StreamsError::Kafka(e) | StreamsError::Delivery { source: e, .. } => e,
+            _ => return false,
+        };
+        if let KafkaError::Transaction(t) = kafka {
+            if t.is_retriable() || t.txn_requires_abort() {
+                return true;
+            }
+        }
+        kafka.rdkafka_error_code().is_some_and(|code| {
+            matches!(
+                code,
+                C::OperationTimedOut
+                    | C::MessageTimedOut
+                    | C::RequestTimedOut
+                    | C::BrokerTransportFailure
+                    | C::AllBrokersDown
+                    | C::NetworkException
+                    | C::NotCoordinator
+                    | C::CoordinatorNotAvailable
+                    | C::CoordinatorLoadInProgress
+                    | C::LeaderNotAvailable
+                    | C::NotLeaderForPartition
+                    | C::NotEnoughReplicas
+                    | C::NotEnoughReplicasAfterAppend
+                    | C::UnstableOffsetCommit
+                    | C::ConcurrentTransactions
+                    | C::InvalidProducerEpoch
+            )
+        })
     }
 
     /// A configuration error naming `setting`.

@@ -16,6 +16,8 @@
 //!   librdkafka moves past control records and aborted batches), never by counting records.
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,7 +128,11 @@ pub fn require_broker_at(bootstrap: &str, timeout: Duration) -> Result<Broker> {
     let no_broker =
         |cause: String| SupportError::NoBroker { bootstrap: bootstrap.to_string(), elapsed: started.elapsed(), cause };
     let timeout_ms = timeout.as_millis().max(1).to_string();
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (key, value) in client_properties() {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set("socket.timeout.ms", &timeout_ms)
         .set("socket.connection.setup.timeout.ms", &timeout_ms)
@@ -197,7 +203,26 @@ pub fn unique_group(prefix: &str) -> String {
 pub fn client_config() -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap());
+    for (key, value) in client_properties() {
+        config.set(key, value);
+    }
     config
+}
+
+/// Set to a file of librdkafka settings (`key=value` lines) that the tests' own clients use too:
+/// credentials for a secured broker.
+pub const CLIENT_PROPERTIES_ENV: &str = "KSTREAMS_CLIENT_PROPERTIES";
+
+/// The settings of the file named by [`CLIENT_PROPERTIES_ENV`], if any; panics if it cannot be read.
+pub fn client_properties() -> Vec<(String, String)> {
+    let Ok(path) = std::env::var(CLIENT_PROPERTIES_ENV) else { return Vec::new() };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{CLIENT_PROPERTIES_ENV}={path}: {e}"));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 /// Isolation level of a consumer (`isolation.level`).
@@ -338,8 +363,8 @@ impl<'a> TopicSpec<'a> {
     }
 }
 
-/// Creates the topics (replication factor 1) and waits (bounded by [`WAIT_TIMEOUT`]) until the
-/// metadata shows each with all its partitions led. The returned guard deletes them on drop.
+/// Creates the topics (the broker's default replication factor: 3 on a 3-node cluster) and waits
+/// (bounded by [`WAIT_TIMEOUT`]) until the metadata shows each with all its partitions led. The returned guard deletes them on drop.
 pub fn create_topics(specs: &[TopicSpec<'_>]) -> Result<Topics> {
     let admin = admin_client()?;
     let new_topics: Vec<NewTopic<'_>> = specs
@@ -347,7 +372,7 @@ pub fn create_topics(specs: &[TopicSpec<'_>]) -> Result<Topics> {
         .map(|s| {
             s.configs
                 .iter()
-                .fold(NewTopic::new(s.name, s.partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v))
+                .fold(NewTopic::new(s.name, s.partitions, TopicReplication::Fixed(-1)), |t, (k, v)| t.set(k, v))
         })
         .collect();
     let results = block_on(admin.create_topics(&new_topics, &admin_options()))
@@ -498,11 +523,17 @@ pub type TestProducer = BaseProducer<DeliveryTracker>;
 
 /// An idempotent, non-transactional producer (`acks=all`, `linger.ms=5`).
 pub fn producer() -> Result<TestProducer> {
+    producer_with_timeout(Duration::from_secs(30))
+}
+
+/// An idempotent producer (`acks=all`) whose records may wait `message_timeout` for the broker:
+/// longer than an outage that a test provokes.
+pub fn producer_with_timeout(message_timeout: Duration) -> Result<TestProducer> {
     client_config()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
+        .set("message.timeout.ms", message_timeout.as_millis().to_string())
         .create_with_context(DeliveryTracker::default())
         .ctx(|| "creating a producer".to_string())
 }

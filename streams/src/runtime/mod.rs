@@ -36,10 +36,12 @@
 //! # Ok::<(), kstreams_streams::StreamsError>(())
 //! ```
 
+mod activity;
 pub(crate) mod assignor;
 mod collector;
 mod commit_metadata;
 mod config;
+mod connection;
 mod global;
 mod global_restore;
 mod http;
@@ -193,6 +195,13 @@ fn global_thread_failed(shared: &Shared, thread_shared: &ThreadShared, error: &S
     shared.set(State::Error);
 }
 
+/// A running stream thread and what it is doing.
+struct StreamThreadHandle {
+    name: String,
+    handle: JoinHandle<()>,
+    activity: Arc<activity::Activity>,
+}
+
 struct Shared {
     state: Mutex<State>,
     state_gauge: prometheus::IntGauge,
@@ -243,7 +252,7 @@ pub struct KafkaStreams {
     topology: Arc<Topology>,
     config: Arc<ValidConfig>,
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<StreamThreadHandle>,
     thread_shared: Arc<ThreadShared>,
     /// The global state updater, when the topology has global stores.
     global: Option<GlobalStreamThread>,
@@ -358,6 +367,18 @@ impl KafkaStreams {
         if self.state() != State::Created {
             return Err(StreamsError::IllegalState("start() may be called once, on a created application".into()));
         }
+        let started = self.start_inner();
+        if let Err(e) = &started {
+            // `state()` and `error()` tell the truth too; `close` stops what did start.
+            if let Ok(mut err) = self.shared.error.lock() {
+                err.get_or_insert(e.to_string());
+            }
+            self.shared.set(State::Error);
+        }
+        started
+    }
+
+    fn start_inner(&mut self) -> Result<()> {
         let state_dir = StateDirectory::open(&self.config.state_dir, &self.config.application_id)
             .map_err(|e| StreamsError::config("state.dir", e.to_string()))?;
         let partitions = topics::prepare(&self.topology, &self.config)?;
@@ -394,8 +415,10 @@ impl KafkaStreams {
                 ..ThreadMetadata::default()
             }));
             self.thread_metadata.push(slot.clone());
+            let activity = Arc::new(activity::Activity::default());
             let spawn = ThreadSpec {
                 index,
+                activity: activity.clone(),
                 process_id: process_id.clone(),
                 layout: layout.clone(),
                 metadata: slot.clone(),
@@ -414,11 +437,12 @@ impl KafkaStreams {
             let first = spawn.create()?;
             let (shared, thread_shared) = (self.shared.clone(), self.thread_shared.clone());
             let handler = self.exception_handler.clone();
+            let name = format!("{}-StreamThread-{}", self.config.application_id, index + 1);
             let handle = std::thread::Builder::new()
-                .name(format!("{}-StreamThread-{}", self.config.application_id, index + 1))
+                .name(name.clone())
                 .spawn(move || run_thread(spawn, first, shared, thread_shared, handler))
                 .map_err(|e| StreamsError::IllegalState(format!("cannot start a stream thread: {e}")))?;
-            self.threads.push(handle);
+            self.threads.push(StreamThreadHandle { name, handle, activity });
         }
         // Running once no thread is in a rebalance.
         let (shared, thread_shared) = (self.shared.clone(), self.thread_shared.clone());
@@ -486,15 +510,23 @@ impl KafkaStreams {
         }
         self.thread_shared.shutdown.store(true, Ordering::Relaxed);
         let deadline = deadline_after(timeout);
-        for handle in self.threads.drain(..) {
-            while !handle.is_finished() && Instant::now() < deadline {
+        while let Some(thread) = self.threads.first() {
+            while !thread.handle.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            if handle.is_finished() {
-                let _ = handle.join();
-            } else {
-                return Err(StreamsError::IllegalState(format!("stream threads did not stop within {timeout:?}")));
+            if !thread.handle.is_finished() {
+                let busy: Vec<String> = self
+                    .threads
+                    .iter()
+                    .filter(|t| !t.handle.is_finished())
+                    .map(|t| format!("{} is {}", t.name, t.activity.get()))
+                    .collect();
+                return Err(StreamsError::IllegalState(format!(
+                    "stream threads did not stop within {timeout:?}: {}",
+                    busy.join("; ")
+                )));
             }
+            let _ = self.threads.remove(0).handle.join();
         }
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();

@@ -99,13 +99,17 @@ pub(crate) struct TaskFactory {
     pub dir_locks: Arc<TaskDirLocks>,
 }
 
+/// Where a task's input partition starts: topic, partition, offset.
+type InputStart = (String, i32, i64);
+
 /// A stream thread's tasks.
 pub(crate) struct TaskManager {
     factory: Arc<TaskFactory>,
     /// Creates new tasks and restores their stores beside the thread.
     updater: StateUpdater,
-    /// The committed offsets of the inputs of tasks being created: where they start.
-    starts: BTreeMap<TaskId, Vec<(String, i32, i64)>>,
+    /// The committed offsets of the inputs of tasks being created (where they start), and the
+    /// producer they write through.
+    starts: BTreeMap<TaskId, (Vec<InputStart>, Arc<KProducer>)>,
     active_tasks: prometheus::IntGauge,
     standby_tasks: prometheus::IntGauge,
     created: prometheus::IntCounter,
@@ -333,7 +337,7 @@ impl TaskManager {
     /// pending for the partitions), waits for that transaction, as Kafka Streams does. The committed
     /// offsets also carry each partition's time, which the new task resumes.
     pub fn ensure_tasks(&mut self, consumer: &KConsumer, producer: &Arc<KProducer>) -> Result<()> {
-        self.take_restored(consumer)?;
+        self.take_restored(consumer, producer)?;
         if !self.stale {
             return Ok(());
         }
@@ -419,7 +423,7 @@ impl TaskManager {
                     starts.push((e.topic().to_string(), e.partition(), o));
                 }
             }
-            self.starts.insert(id, starts);
+            self.starts.insert(id, (starts, producer.clone()));
             self.updater.add(id, times, producer.clone())?;
             tracing::debug!(thread = self.factory.index, task = %id, "task handed to the state updater");
         }
@@ -427,7 +431,7 @@ impl TaskManager {
     }
 
     /// Starts running the tasks the state updater finished; closes those that moved away meanwhile.
-    fn take_restored(&mut self, consumer: &KConsumer) -> Result<()> {
+    fn take_restored(&mut self, consumer: &KConsumer, producer: &Arc<KProducer>) -> Result<()> {
         if self.updater.is_empty() {
             return Ok(());
         }
@@ -438,14 +442,22 @@ impl TaskManager {
         let wanted = self.wanted();
         let mut failure = None;
         for Restored { id, result } in finished {
-            let starts = self.starts.remove(&id).unwrap_or_default();
+            let (starts, made_with) = match self.starts.remove(&id) {
+                Some((starts, made_with)) => (starts, Some(made_with)),
+                None => (Vec::new(), None),
+            };
+            // A task made with a producer that was replaced since (after a failed transaction)
+            // would write through the old one: it closes and is created again.
+            let current = made_with.is_some_and(|p| Arc::ptr_eq(&p, producer));
             match result {
-                Ok((task, state)) if wanted.contains(&id) => self.install(id, task, state, &starts),
+                Ok((task, state)) if wanted.contains(&id) && current => self.install(id, task, state, &starts),
                 Ok((task, state)) => {
-                    // It moved away while it was restored: close it with its checkpoint.
+                    // It moved away while it was restored, or its producer is gone: close it with
+                    // its checkpoint (created again if it is still wanted).
                     let inputs = PartitionGroup::new(std::iter::empty());
                     close_task(&self.factory.local, id, TaskEntry { task, state, inputs }, true);
                     self.factory.dir_locks.unlock(id, self.factory.index);
+                    self.stale = true;
                 }
                 Err(e) => {
                     self.forget(id);

@@ -40,6 +40,7 @@ use crate::processor::node::ConsumedBytes;
 use crate::query::discovery;
 use crate::query::local::LocalStores;
 use crate::query::HostInfo;
+use crate::runtime::activity::{Activity, Step};
 use crate::runtime::assignor::{self, TaskLayout};
 use crate::runtime::collector::{flush, KProducer, ProducerCtx};
 use crate::runtime::commit_metadata;
@@ -65,6 +66,9 @@ pub(crate) struct ThreadShared {
 /// `buffered.records.per.partition`).
 const MAX_BUFFERED: usize = 1000;
 
+/// The pause between two attempts to go on while the broker is away.
+const OUTAGE_BACKOFF: Duration = Duration::from_secs(1);
+
 /// The longest poll while tasks restore beside the thread: how late a restored task may start.
 const RESTORING_POLL: Duration = Duration::from_millis(10);
 
@@ -81,6 +85,7 @@ const LATENCY_SAMPLE: u32 = 32;
 /// Everything the loop and the rebalance callbacks both touch.
 pub(crate) struct ThreadWork {
     index: usize,
+    activity: Arc<Activity>,
     process_id: String,
     config: Arc<ValidConfig>,
     /// Every task of the topology, for the placement.
@@ -112,6 +117,11 @@ pub(crate) struct ThreadWork {
     callback_error: Option<StreamsError>,
     /// Set while the group rebalances; the application is Running once no thread's flag is set.
     rebalancing: Arc<AtomicBool>,
+    /// Since when the thread waits for the broker (see [`ThreadWork::wait_for_broker`]); cleared by
+    /// the next successful commit.
+    outage: Option<Instant>,
+    /// The tasks must be rewound (see [`ThreadWork::recover`]) before the thread goes on.
+    needs_recovery: bool,
     last_commit: Instant,
     purge: RepartitionPurge,
 }
@@ -190,13 +200,16 @@ impl ConsumerContext for RebalanceCtx {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let list = match self.work.lock() {
-                    Ok(mut work) => match work.on_assigned(consumer) {
-                        Ok(list) => list,
-                        Err(e) => {
-                            work.callback_error.get_or_insert(e);
-                            TopicPartitionList::new()
+                    Ok(mut work) => {
+                        work.activity.set(Step::Assigning);
+                        match work.on_assigned(consumer) {
+                            Ok(list) => list,
+                            Err(e) => {
+                                work.callback_error.get_or_insert(e);
+                                TopicPartitionList::new()
+                            }
                         }
-                    },
+                    }
                     Err(_) => TopicPartitionList::new(),
                 };
                 // SAFETY: both pointers are valid for the call; librdkafka copies the list.
@@ -212,6 +225,7 @@ impl ConsumerContext for RebalanceCtx {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if let Ok(mut work) = self.work.lock() {
+                    work.activity.set(Step::Revoking);
                     work.rebalancing.store(true, Ordering::Relaxed);
                     let lost = consumer.assignment_lost();
                     if let Err(e) = work.on_revoked(consumer, lost) {
@@ -323,6 +337,8 @@ fn create_producer(config: &ValidConfig, transactional_id: &str, ctx: ProducerCt
 /// Everything needed to (re)create one stream thread.
 pub(crate) struct ThreadSpec {
     pub index: usize,
+    /// What the thread is doing, for a `close` that times out.
+    pub activity: Arc<Activity>,
     pub process_id: String,
     /// Every task of the topology, for the placement.
     pub layout: Arc<TaskLayout>,
@@ -353,6 +369,7 @@ impl ThreadSpec {
 fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
     let ThreadSpec {
         index,
+        activity,
         process_id,
         layout,
         metadata,
@@ -437,6 +454,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
     );
     let work = Arc::new(Mutex::new(ThreadWork {
         index,
+        activity: activity.clone(),
         process_id: process_id.clone(),
         config: config.clone(),
         layout: layout.clone(),
@@ -455,6 +473,8 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         sampled: 0,
         callback_error: None,
         rebalancing,
+        outage: None,
+        needs_recovery: false,
         last_commit: Instant::now(),
         purge: RepartitionPurge {
             admin: config.client_config("admin.").create()?,
@@ -495,74 +515,40 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
 
 /// Runs the loop until shutdown or an error; commits and closes cleanly on shutdown.
 pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc<ThreadShared>) -> Result<()> {
-    let poll = work.lock().map(|w| w.config.poll).unwrap_or(Duration::from_millis(100));
+    let (poll, activity) = {
+        let w = lock(&work)?;
+        (w.config.poll, w.activity.clone())
+    };
     let result = (|| -> Result<()> {
         // Whether tasks have ready records left from the last round: then polling must not wait.
         let mut more = false;
         while !shared.shutdown.load(Ordering::Relaxed) {
-            // Poll without holding the lock: rebalance callbacks take it. While tasks restore
-            // beside the thread, a short wait: a restored task starts at the next round.
-            let restoring = work.lock().map(|w| w.tasks.is_restoring()).unwrap_or(false);
-            let mut timeout = if more {
-                Duration::ZERO
-            } else if restoring {
-                poll.min(RESTORING_POLL)
-            } else {
-                poll
-            };
-            for _ in 0..1000 {
-                let message = consumer.poll(timeout);
-                timeout = Duration::ZERO;
+            let outcome = {
                 let mut w = lock(&work)?;
-                w.polls.inc();
-                if let Some(e) = w.callback_error.take() {
-                    return Err(e);
+                if w.needs_recovery {
+                    // Waiting for the broker: rewind first (the records polled since the last
+                    // commit are polled again), then go on as usual.
+                    activity.set(Step::WaitingForBroker);
+                    more = false;
+                    w.recover(&consumer).map(|()| w.needs_recovery = false)
+                } else {
+                    drop(w);
+                    round(&consumer, &work, &activity, poll, &mut more)
                 }
-                // Tasks are created only once an assignment is in force: between the two halves
-                // of a rebalance another instance may still be writing their changelogs.
-                if !w.suspended {
-                    let producer = w.producer.clone();
-                    w.tasks.ensure_tasks(&consumer, &producer)?;
-                }
-                match message {
-                    None => break,
-                    Some(Ok(m)) => w.enqueue(&consumer, &m)?,
-                    Some(Err(KafkaError::PartitionEOF(_))) => {}
-                    Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                }
-            }
-            let mut w = lock(&work)?;
-            if w.suspended {
-                // Between the two halves of a rebalance: wait for the assignment.
+            };
+            if let Err(error) = outcome {
                 more = false;
-                continue;
-            }
-            w.retry_placement(&consumer)?;
-            more = w.process_ready(&consumer)?;
-            // Running once the group gave this thread its (possibly empty) share of the placement
-            // and its tasks run, restored (as in Kafka Streams; tasks restored meanwhile run as they
-            // come). A thread still waiting for its share (the members could not be read) is
-            // rebalancing.
-            if w.joined && w.unplanned.is_none() && !w.tasks.is_restoring() {
-                w.rebalancing.store(false, Ordering::Relaxed);
-            }
-            w.punctuate_wall_clock()?;
-            w.check_deliveries()?;
-            if w.tasks.update_standbys()? > 0 {
-                more = true;
-            }
-            if w.commit_due() {
-                match w.commit(&consumer) {
-                    Ok(()) => {}
-                    Err(e) if w.can_recover(&e) => w.recover(&consumer, e)?,
-                    Err(e) => return Err(e),
-                }
+                lock(&work)?.wait_for_broker(error)?;
             }
         }
         let mut w = lock(&work)?;
+        activity.set(Step::Committing);
         w.commit(&consumer)?;
+        activity.set(Step::ClosingTasks);
         w.close_all(true);
+        activity.set(Step::StoppingUpdater);
         w.tasks.stop_updater();
+        activity.set(Step::ClosingStandbys);
         w.tasks.close_standbys();
         Ok(())
     })();
@@ -572,8 +558,93 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
             w.abort_after_error();
         }
     }
+    activity.set(Step::ClosingClients);
     consumer.unsubscribe();
+    // Closing the consumer leaves the group (its revocation callback runs meanwhile); the producer
+    // goes with the last reference to the thread's work.
+    drop(consumer);
+    drop(work);
+    activity.set(Step::Stopped);
     result
+}
+
+/// One round of the loop: poll (rebalance callbacks run here), create tasks, process what is
+/// ready, punctuate, update standbys, and commit when due. `more` says whether tasks have ready
+/// records left (the next poll must not wait).
+fn round(
+    consumer: &KConsumer,
+    work: &Arc<Mutex<ThreadWork>>,
+    activity: &Activity,
+    poll: Duration,
+    more: &mut bool,
+) -> Result<()> {
+    // Poll without holding the lock: rebalance callbacks take it. While tasks restore beside the
+    // thread, a short wait: a restored task starts at the next round.
+    let restoring = lock(work)?.tasks.is_restoring();
+    let mut timeout = if *more {
+        Duration::ZERO
+    } else if restoring {
+        poll.min(RESTORING_POLL)
+    } else {
+        poll
+    };
+    for _ in 0..1000 {
+        activity.set(Step::Polling);
+        let message = consumer.poll(timeout);
+        timeout = Duration::ZERO;
+        let mut w = lock(work)?;
+        w.polls.inc();
+        if let Some(e) = w.callback_error.take() {
+            return Err(e);
+        }
+        // Tasks are created only once an assignment is in force: between the two halves of a
+        // rebalance another instance may still be writing their changelogs.
+        if !w.suspended {
+            activity.set(Step::CreatingTasks);
+            let producer = w.producer.clone();
+            w.tasks.ensure_tasks(consumer, &producer)?;
+        }
+        match message {
+            None => break,
+            Some(Ok(m)) => w.enqueue(consumer, &m)?,
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+        }
+    }
+    let mut w = lock(work)?;
+    if w.suspended {
+        // Between the two halves of a rebalance: wait for the assignment.
+        *more = false;
+        return Ok(());
+    }
+    activity.set(Step::Assigning);
+    w.retry_placement(consumer)?;
+    activity.set(Step::Processing);
+    *more = w.process_ready(consumer)?;
+    // Running once the group gave this thread its (possibly empty) share of the placement and its
+    // tasks run, restored (as in Kafka Streams; tasks restored meanwhile run as they come). A
+    // thread still waiting for its share (the members could not be read) is rebalancing.
+    if w.joined && w.unplanned.is_none() && !w.tasks.is_restoring() {
+        w.rebalancing.store(false, Ordering::Relaxed);
+    }
+    w.punctuate_wall_clock()?;
+    w.check_deliveries()?;
+    if w.tasks.update_standbys()? > 0 {
+        *more = true;
+    }
+    if w.commit_due() {
+        activity.set(Step::Committing);
+        match w.commit(consumer) {
+            Ok(()) => {}
+            Err(e) if w.can_recover(&e) => {
+                tracing::warn!(thread = w.index, error = %e,
+                    "transaction failed; aborting it, closing tasks dirty and rewinding to the committed offsets");
+                w.recover(consumer)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn lock(work: &Arc<Mutex<ThreadWork>>) -> Result<std::sync::MutexGuard<'_, ThreadWork>> {
@@ -754,7 +825,7 @@ impl ThreadWork {
         self.producer.poll(Duration::ZERO);
         let failed = self.producer_ctx.deliveries.lock().ok().and_then(|mut d| d.first_error.take());
         match failed {
-            Some((topic, e)) => Err(StreamsError::IllegalState(format!("producing to `{topic}` failed: {e}"))),
+            Some((topic, source)) => Err(StreamsError::Delivery { topic, source }),
             None => Ok(()),
         }
     }
@@ -791,6 +862,10 @@ impl ThreadWork {
         let started = Instant::now();
         let records = self.uncommitted;
         let result = self.commit_inner(consumer);
+        if let (Ok(()), Some(since)) = (&result, self.outage) {
+            tracing::info!(thread = self.index, waited_s = since.elapsed().as_secs(), "the broker is back; committed");
+            self.outage = None;
+        }
         self.commit_latency.observe(started.elapsed().as_secs_f64());
         tracing::trace!(thread = self.index, records, took_us = started.elapsed().as_micros() as u64, "committed");
         // The interval runs from the end of a commit, as in Kafka Streams: a commit that takes as
@@ -999,14 +1074,13 @@ impl ThreadWork {
         Ok(())
     }
 
-    /// After a failed transaction: abort it, close every task dirty (its stores lose the uncommitted
-    /// writes; they reopen at their last committed point and restore the changelog tail), and rewind
-    /// the consumer to the committed offsets so the aborted input is processed again.
-    fn recover(&mut self, consumer: &KConsumer, error: StreamsError) -> Result<()> {
-        tracing::warn!(thread = self.index, error = %error,
-            "transaction failed; aborting it, closing tasks dirty and rewinding to the committed offsets");
-        self.abandon_transaction()?;
+    /// After a failed transaction or while the broker is away: close every task dirty (its stores
+    /// lose the uncommitted writes; they reopen at their last committed point and restore the
+    /// changelog tail), abort the open transaction, and rewind the consumer to the committed
+    /// offsets so that the aborted input is processed again. Each step may be repeated.
+    fn recover(&mut self, consumer: &KConsumer) -> Result<()> {
         self.close_all(false);
+        self.abandon_transaction()?;
         let assignment = consumer.assignment()?;
         if assignment.count() == 0 {
             return Ok(());
@@ -1029,6 +1103,30 @@ impl ThreadWork {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// After `error` failed a round: if the broker's return can resolve it (see
+    /// [`StreamsError::waits_for_broker`]) and the thread has waited less than `task.timeout.ms`,
+    /// pauses briefly and has the tasks rewound before the next round; otherwise fails the thread
+    /// with it.
+    fn wait_for_broker(&mut self, error: StreamsError) -> Result<()> {
+        if !error.waits_for_broker() {
+            return Err(error);
+        }
+        let since = *self.outage.get_or_insert_with(Instant::now);
+        let waited = since.elapsed();
+        if waited >= self.config.task_timeout {
+            tracing::error!(thread = self.index, waited_s = waited.as_secs(), error = %error,
+                "the broker did not come back within task.timeout.ms; failing the thread");
+            return Err(error);
+        }
+        tracing::warn!(thread = self.index, waited_s = waited.as_secs(),
+            task_timeout_s = self.config.task_timeout.as_secs(), error = %error,
+            "waiting for the broker: tasks rewind to their last commit and retry");
+        self.activity.set(Step::WaitingForBroker);
+        std::thread::sleep(OUTAGE_BACKOFF);
+        self.needs_recovery = true;
         Ok(())
     }
 
@@ -1091,7 +1189,8 @@ fn partition_lag(consumer: &KConsumer, topic: &str, partition: i32, start: i64) 
 /// acknowledged first, and a `BaseProducer` only serves delivery reports when polled: flushing first
 /// serves them (an error there shows again in the abort).
 fn abort(producer: &KProducer) -> std::result::Result<(), KafkaError> {
-    let _ = flush(producer, TXN_TIMEOUT);
+    // Delivery reports of what is in flight first (briefly: the abort purges what is queued).
+    let _ = flush(producer, Duration::from_secs(1));
     producer.abort_transaction(TXN_TIMEOUT)
 }
 
