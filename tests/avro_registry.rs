@@ -97,11 +97,10 @@ fn v1_and_v2_records_decode_into_one_type_and_bad_ones_go_to_the_dead_letter_top
     // The application reads with a serde of its own (a fresh client: nothing cached).
     let app_avro = AvroSerdeConfig::from_props([("schema.registry.url", registry.url())]).unwrap();
     let state_dir = tempfile::tempdir().unwrap();
-    let mut streams = KafkaStreams::new(
-        topology(&input, &output, &app_avro),
-        config(&support::unique_name("sr"), state_dir.path(), &dlq),
-    )
-    .unwrap();
+    let app_id = support::unique_name("sr");
+    let _cleanup = support::app_cleanup(&app_id);
+    let mut streams =
+        KafkaStreams::new(topology(&input, &output, &app_avro), config(&app_id, state_dir.path(), &dlq)).unwrap();
     streams.start().unwrap();
     let done = support::eventually(Duration::from_secs(60), || {
         support::read_to_end(&output, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0) >= 40
@@ -153,11 +152,10 @@ fn an_unreachable_registry_sends_records_to_the_dead_letter_topic_without_stoppi
     // Nothing listens on port 9 of loopback.
     let avro = AvroSerdeConfig::from_props([("schema.registry.url", "http://127.0.0.1:9")]).unwrap();
     let state_dir = tempfile::tempdir().unwrap();
-    let mut streams = KafkaStreams::new(
-        topology(&input, &output, &avro),
-        config(&support::unique_name("srx"), state_dir.path(), &dlq),
-    )
-    .unwrap();
+    let app_id = support::unique_name("srx");
+    let _cleanup = support::app_cleanup(&app_id);
+    let mut streams =
+        KafkaStreams::new(topology(&input, &output, &avro), config(&app_id, state_dir.path(), &dlq)).unwrap();
     streams.start().unwrap();
     let done = support::eventually(Duration::from_secs(60), || {
         support::read_to_end(&dlq, Isolation::ReadCommitted).map(|r| r.len()).unwrap_or(0) >= 5

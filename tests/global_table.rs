@@ -165,6 +165,7 @@ fn a_stream_joins_a_global_table_of_all_partitions_which_is_restored_after_a_res
         left: support::unique_topic("gt-left"),
         id: support::unique_name("gt"),
     };
+    let _cleanup = support::app_cleanup(&app.id);
     let _topics = support::create_topics(&[
         TopicSpec::new(&app.products, GLOBAL_PARTITIONS),
         TopicSpec::new(&app.orders, STREAM_PARTITIONS),
@@ -344,6 +345,7 @@ fn poison_records_of_a_global_topic_go_to_the_dead_letter_topic_during_restore_a
     support::produce_keyed(&rates, before).unwrap();
     let state_dir = tempfile::tempdir().unwrap();
     let id = support::unique_name("gp");
+    let _cleanup = support::app_cleanup(&id);
     let cfg = rates_config(&id, state_dir.path())
         .set("default.deserialization.exception.handler", "dead_letter_queue")
         .set("errors.dead.letter.queue.topic.name", &dlq);
@@ -400,8 +402,10 @@ fn a_poison_record_met_while_restoring_a_global_table_fails_the_start_under_log_
         support::create_topics(&[TopicSpec::new(&rates, 1), TopicSpec::new(&amounts, 1), TopicSpec::new(&out, 1)])
             .unwrap();
     support::produce_keyed(&rates, [("usd", long(2)), ("eur", b"not a long".to_vec())]).unwrap();
+    let app_id = support::unique_name("gf");
+    let _cleanup = support::app_cleanup(&app_id);
     let state_dir = tempfile::tempdir().unwrap();
-    let cfg = rates_config(&support::unique_name("gf"), state_dir.path());
+    let cfg = rates_config(&app_id, state_dir.path());
     let mut streams = KafkaStreams::new(rates_topology(&rates, &amounts, &out), cfg).unwrap();
     let error = streams.start().expect_err("the default handler is log_and_fail").to_string();
     // The poison pill is at offset 1 of the only partition.
@@ -420,6 +424,7 @@ fn poison_records_of_a_global_topic_are_skipped_under_log_and_continue() {
     support::produce_keyed(&rates, [("usd", long(2)), ("eur", b"bad".to_vec()), ("gbp", long(5))]).unwrap();
     let state_dir = tempfile::tempdir().unwrap();
     let id = support::unique_name("gc");
+    let _cleanup = support::app_cleanup(&id);
     let cfg = rates_config(&id, state_dir.path()).set("default.deserialization.exception.handler", "log_and_continue");
     let mut streams = KafkaStreams::new(rates_topology(&rates, &amounts, &out), cfg).unwrap();
     streams.start().unwrap();

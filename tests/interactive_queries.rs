@@ -98,6 +98,7 @@ fn any_instance_answers_for_any_key() {
     support::flush(&producer).unwrap();
 
     let app_id = support::unique_name("iq");
+    let _cleanup = support::app_cleanup(&app_id);
     let mut instances: Vec<Instance> = (0..3).map(|_| start(&app_id, &input, &output)).collect();
     assert!(
         eventually(Duration::from_secs(120), || support::latest_counts(&output) == expected && all_running(&instances)),

@@ -59,6 +59,7 @@ fn word_count(guarantee: &str) {
     let topology = word_count_topology(&input, &output, Materialized::as_("counts"));
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name("wc");
+    let _cleanup = support::app_cleanup(&app);
     let mut streams = KafkaStreams::new(topology, config(&app, guarantee, state_dir.path())).unwrap();
     streams.start().unwrap();
     let done = eventually(Duration::from_secs(90), || support::latest_counts(&output) == expected);
@@ -136,8 +137,10 @@ fn poison_pills_go_to_the_dead_letter_topic_and_good_records_are_processed() {
         support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2), TopicSpec::new(&dlq, 1)])
             .unwrap();
     let (records, bad) = produce_with_poison(&input);
+    let app_id = support::unique_name("pp");
+    let _cleanup = support::app_cleanup(&app_id);
     let state_dir = tempfile::tempdir().unwrap();
-    let cfg = config(&support::unique_name("pp"), "exactly_once_v2", state_dir.path())
+    let cfg = config(&app_id, "exactly_once_v2", state_dir.path())
         .set("default.deserialization.exception.handler", "dead_letter_queue")
         .set("errors.dead.letter.queue.topic.name", &dlq);
     let mut streams = KafkaStreams::new(doubler(&input, &output), cfg).unwrap();
@@ -175,6 +178,7 @@ fn log_and_fail_stops_in_error_naming_the_record() {
     produce_with_poison(&input);
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name("lf");
+    let _cleanup = support::app_cleanup(&app);
     let cfg = config(&app, "exactly_once_v2", state_dir.path());
     let mut streams = KafkaStreams::new(doubler(&input, &output), cfg).unwrap();
     streams.start().unwrap();
@@ -242,6 +246,7 @@ fn metrics_are_served_over_http_with_kafka_streams_names() {
     let topology = word_count_topology(&input, &output, Materialized::as_("counts"));
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name("metrics");
+    let _cleanup = support::app_cleanup(&app);
     let cfg = config(&app, "at_least_once", state_dir.path()).set("metrics.http.address", "127.0.0.1:0");
     let mut streams = KafkaStreams::new(topology, cfg).unwrap();
     streams.start().unwrap();
@@ -286,8 +291,10 @@ fn a_failed_thread_is_replaced_when_the_handler_says_so() {
     let (input, output) = (support::unique_topic("rt-in"), support::unique_topic("rt-out"));
     let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
     produce_with_poison(&input);
+    let app_id = support::unique_name("rt");
+    let _cleanup = support::app_cleanup(&app_id);
     let state_dir = tempfile::tempdir().unwrap();
-    let cfg = config(&support::unique_name("rt"), "exactly_once_v2", state_dir.path());
+    let cfg = config(&app_id, "exactly_once_v2", state_dir.path());
     let mut streams = KafkaStreams::new(doubler(&input, &output), cfg).unwrap();
     let failures = Arc::new(AtomicUsize::new(0));
     let seen = failures.clone();
@@ -352,6 +359,7 @@ fn join_orders_with_prices(
         .to(&output, Produced::with(Serdes::string(), Serdes::string()));
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name(prefix);
+    let _cleanup = support::app_cleanup(&app);
     let cfg = config_extra.iter().fold(config(&app, "at_least_once", state_dir.path()), |c, (k, v)| c.set(k, *v));
     let mut streams = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
     streams.start().unwrap();
@@ -415,6 +423,7 @@ fn a_record_cache_coalesces_updates_between_commits() {
     let topology = word_count_topology(&input, &output, Materialized::as_("counts").with_caching_enabled());
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name("cache");
+    let _cleanup = support::app_cleanup(&app);
     let cfg = config(&app, "exactly_once_v2", state_dir.path()).set("commit.interval.ms", "1000");
     let mut streams = KafkaStreams::new(topology, cfg).unwrap();
     streams.start().unwrap();
@@ -469,8 +478,10 @@ fn processing_and_production_failures_are_skipped_when_configured() {
         .stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
         .process(|| Picky, &[])
         .to(&output, Produced::with(Serdes::string(), Serdes::string()));
+    let app_id = support::unique_name("h");
+    let _cleanup = support::app_cleanup(&app_id);
     let state_dir = tempfile::tempdir().unwrap();
-    let cfg = config(&support::unique_name("h"), "at_least_once", state_dir.path())
+    let cfg = config(&app_id, "at_least_once", state_dir.path())
         .set("processing.exception.handler", "log_and_continue")
         .set("default.production.exception.handler", "log_and_continue")
         .set("producer.message.max.bytes", "4000")
@@ -523,9 +534,11 @@ fn a_panicking_closure_skips_its_records_with_log_and_continue() {
     let (input, output) = (support::unique_topic("pc-in"), support::unique_topic("pc-out"));
     let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2)]).unwrap();
     produce_numbers(&input, 1000);
+    let app_id = support::unique_name("pc");
+    let _cleanup = support::app_cleanup(&app_id);
     let state_dir = tempfile::tempdir().unwrap();
-    let cfg = config(&support::unique_name("pc"), "exactly_once_v2", state_dir.path())
-        .set("processing.exception.handler", "log_and_continue");
+    let cfg =
+        config(&app_id, "exactly_once_v2", state_dir.path()).set("processing.exception.handler", "log_and_continue");
     let mut streams = KafkaStreams::new(panicking_doubler(&input, &output), cfg).unwrap();
     streams.start().unwrap();
     let read = || support::read_to_end(&output, Isolation::ReadCommitted).unwrap_or_default();
@@ -557,8 +570,10 @@ fn a_panicking_closure_fails_the_thread_through_the_handler_with_log_and_fail() 
     let (input, output) = (support::unique_topic("pf-in"), support::unique_topic("pf-out"));
     let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
     produce_numbers(&input, 100);
+    let app_id = support::unique_name("pf");
+    let _cleanup = support::app_cleanup(&app_id);
     let state_dir = tempfile::tempdir().unwrap();
-    let cfg = config(&support::unique_name("pf"), "exactly_once_v2", state_dir.path());
+    let cfg = config(&app_id, "exactly_once_v2", state_dir.path());
     let mut streams = KafkaStreams::new(panicking_doubler(&input, &output), cfg).unwrap();
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = errors.clone();

@@ -93,6 +93,7 @@ fn word_count(guarantee: &str) {
     }
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name(&format!("{PREFIX}wc"));
+    let _cleanup = support::app_cleanup(&app);
     let config = config(&app, guarantee, state_dir.path(), &[]);
     let mut streams = KafkaStreams::new(word_count_topology(&input, &output), config).unwrap();
     streams.start().unwrap();
@@ -125,6 +126,7 @@ fn word_count_exactly_once_over_sasl_ssl() {
 fn failure_of(input: &str, overrides: &[(&str, &str)]) -> String {
     let state_dir = tempfile::tempdir().unwrap();
     let app = support::unique_name(&format!("{PREFIX}bad"));
+    let _cleanup = support::app_cleanup(&app);
     let output = format!("{app}-out");
     let config = config(&app, "exactly_once_v2", state_dir.path(), overrides);
     let mut streams = KafkaStreams::new(word_count_topology(input, &output), config).unwrap();

@@ -129,6 +129,7 @@ fn a_deleted_store_is_rebuilt_from_its_changelog_and_a_stopped_one_restores_only
         output: support::unique_topic("restore-out"),
         id: support::unique_name("restore"),
     };
+    let _cleanup = support::app_cleanup(&app.id);
     let _topics =
         support::create_topics(&[TopicSpec::new(&app.input, PARTITIONS), TopicSpec::new(&app.output, PARTITIONS)])
             .unwrap();
@@ -196,6 +197,7 @@ fn stream_time_survives_a_restart() {
     let (input, output) = (support::unique_topic("st-in"), support::unique_topic("st-out"));
     let _topics = support::create_topics(&[TopicSpec::new(&input, 1), TopicSpec::new(&output, 1)]).unwrap();
     let app_id = support::unique_name("stream-time");
+    let _cleanup = support::app_cleanup(&app_id);
     let start = |dir: &Path| {
         let builder = StreamsBuilder::new();
         builder
@@ -287,6 +289,7 @@ fn a_restoring_task_does_not_hold_up_the_others() {
     let (input, output) = (support::unique_topic("par-in"), support::unique_topic("par-out"));
     let _topics = support::create_topics(&[TopicSpec::new(&input, 2), TopicSpec::new(&output, 2)]).unwrap();
     let app_id = support::unique_name("parallel-restore");
+    let _cleanup = support::app_cleanup(&app_id);
     let dir = tempfile::tempdir().unwrap();
     let start = |listener: Option<Arc<HoldOne>>| {
         let builder = StreamsBuilder::new();

@@ -205,6 +205,10 @@ impl Restorer {
                     tracing::warn!(topic, partition, error = %e, attempt,
                         "cannot read the changelog's end offset yet; retrying (is the partition's leader up?)");
                     std::thread::sleep(Duration::from_millis(200u64.saturating_mul(attempt.min(10).into())));
+                    // librdkafka answers from its metadata cache, which learns of the partition's
+                    // new leader only at its next refresh (`topic.metadata.refresh.interval.ms`,
+                    // 5 minutes) when nothing else asks: ask now.
+                    let _ = self.consumer.fetch_metadata(Some(topic), Duration::from_secs(2));
                 }
                 Err(e) => {
                     return Err(kafka_err(

@@ -120,6 +120,12 @@ pub enum StreamsError {
         #[source]
         source: Box<StreamsError>,
     },
+    /// A call to the Kafka client did not come back in time (the client is replaced).
+    #[error("{what} timed out")]
+    Timeout {
+        /// What was asked.
+        what: String,
+    },
     /// The brokers refused the application: its credentials (SASL), their certificate (TLS: the
     /// truststore does not trust it) or a missing ACL. Retrying does not help; the message says
     /// which setting or ACL to fix.
@@ -192,6 +198,7 @@ impl StreamsError {
         use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
         let kafka = match self {
             StreamsError::Kafka(e) | StreamsError::Delivery { source: e, .. } => e,
+            StreamsError::Timeout { .. } => return true,
             _ => return false,
         };
         if let KafkaError::Transaction(t) = kafka {

@@ -443,6 +443,33 @@ pub fn delete_topics(names: &[&str]) -> Result<()> {
     }
 }
 
+/// Deletes, when dropped, the topics an application created (its internal topics: changelogs and
+/// repartition topics, `<application.id>-…`) and its consumer group. Declare it before the
+/// application, so that it is dropped after the application closed.
+pub struct AppCleanup {
+    app_id: String,
+}
+
+/// The guard that deletes what application `app_id` creates on the broker.
+pub fn app_cleanup(app_id: &str) -> AppCleanup {
+    AppCleanup { app_id: app_id.to_string() }
+}
+
+impl Drop for AppCleanup {
+    fn drop(&mut self) {
+        let prefix = format!("{}-", self.app_id);
+        let Ok(consumer) = client_config().create::<BaseConsumer>() else { return };
+        let Ok(metadata) = consumer.fetch_metadata(None, REQUEST_TIMEOUT) else { return };
+        let names: Vec<String> =
+            metadata.topics().iter().map(|t| t.name().to_string()).filter(|n| n.starts_with(&prefix)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        if let Err(e) = delete_topics(&names) {
+            eprintln!("cleaning up after {}: {e}", self.app_id);
+        }
+        let _ = delete_groups(&[&self.app_id]);
+    }
+}
+
 /// Deletes consumer groups; unknown groups are not an error.
 pub fn delete_groups(groups: &[&str]) -> Result<()> {
     let admin = admin_client()?;

@@ -289,7 +289,7 @@ impl KafkaStreams {
                 error: Mutex::new(None),
             }),
             threads: Vec::new(),
-            thread_shared: Arc::new(ThreadShared { shutdown: Default::default() }),
+            thread_shared: Arc::new(ThreadShared { shutdown: Default::default(), close_deadline: Default::default() }),
             global: None,
             restore_listener: None,
             standby_listener: None,
@@ -508,8 +508,11 @@ impl KafkaStreams {
         if !was_error {
             self.shared.set(State::PendingShutdown);
         }
-        self.thread_shared.shutdown.store(true, Ordering::Relaxed);
         let deadline = deadline_after(timeout);
+        if let Ok(mut d) = self.thread_shared.close_deadline.lock() {
+            *d = Some(deadline);
+        }
+        self.thread_shared.shutdown.store(true, Ordering::Relaxed);
         while let Some(thread) = self.threads.first() {
             while !thread.handle.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));

@@ -419,9 +419,14 @@ impl TaskManager {
                 if let Some(t) = commit_metadata::decode(e.metadata()) {
                     times.push((e.topic().to_string(), t));
                 }
-                if let Offset::Offset(o) = e.offset() {
-                    starts.push((e.topic().to_string(), e.partition(), o));
-                }
+                let start = match e.offset() {
+                    Offset::Offset(o) => o,
+                    // Nothing committed yet: the log's beginning (`auto.offset.reset=earliest`),
+                    // as an offset, so that the task resumes there even if the consumer's
+                    // position moved on (a transaction aborted before the first commit).
+                    _ => consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?.0,
+                };
+                starts.push((e.topic().to_string(), e.partition(), start));
             }
             self.starts.insert(id, (starts, producer.clone()));
             self.updater.add(id, times, producer.clone())?;

@@ -60,6 +60,17 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the application's threads share.
 pub(crate) struct ThreadShared {
     pub shutdown: AtomicBool,
+    /// When `close` gives up waiting for the threads (set by `close`).
+    pub close_deadline: Mutex<Option<Instant>>,
+}
+
+impl ThreadShared {
+    /// How long a stopping thread's last commit may take: half of what is left of `close`'s
+    /// timeout, and no more than a commit's usual budget.
+    pub fn closing_budget(&self) -> Duration {
+        let deadline = self.close_deadline.lock().ok().and_then(|d| *d);
+        deadline.map_or(TXN_TIMEOUT, |d| (d.saturating_duration_since(Instant::now()) / 2).min(TXN_TIMEOUT))
+    }
 }
 
 /// Records buffered per partition before the consumer pauses it (Kafka Streams'
@@ -122,6 +133,8 @@ pub(crate) struct ThreadWork {
     outage: Option<Instant>,
     /// The tasks must be rewound (see [`ThreadWork::recover`]) before the thread goes on.
     needs_recovery: bool,
+    /// A call into the producer did not return (see [`send_offsets`]): it is replaced, not aborted.
+    producer_stuck: bool,
     last_commit: Instant,
     purge: RepartitionPurge,
 }
@@ -475,6 +488,7 @@ fn create(spec: &ThreadSpec) -> Result<(KConsumer, Arc<Mutex<ThreadWork>>)> {
         rebalancing,
         outage: None,
         needs_recovery: false,
+        producer_stuck: false,
         last_commit: Instant::now(),
         purge: RepartitionPurge {
             admin: config.client_config("admin.").create()?,
@@ -543,7 +557,9 @@ pub(crate) fn run(consumer: KConsumer, work: Arc<Mutex<ThreadWork>>, shared: Arc
         }
         let mut w = lock(&work)?;
         activity.set(Step::Committing);
-        w.commit(&consumer)?;
+        // The last commit may take what is left of `close`'s timeout, half of it at most (closing
+        // the tasks and the clients takes the rest).
+        w.commit(&consumer, shared.closing_budget())?;
         activity.set(Step::ClosingTasks);
         w.close_all(true);
         activity.set(Step::StoppingUpdater);
@@ -634,7 +650,7 @@ fn round(
     }
     if w.commit_due() {
         activity.set(Step::Committing);
-        match w.commit(consumer) {
+        match w.commit(consumer, TXN_TIMEOUT) {
             Ok(()) => {}
             Err(e) if w.can_recover(&e) => {
                 tracing::warn!(thread = w.index, error = %e,
@@ -858,10 +874,13 @@ impl ThreadWork {
     /// Commits every task. At least once: flush the producer, commit the stores (checkpoints), then
     /// the input offsets. Exactly once: commit the transaction holding output, changelog writes and
     /// input offsets, then the stores (which apply their buffered writes with the changelog offset).
-    fn commit(&mut self, consumer: &KConsumer) -> Result<()> {
+    /// Commits within `budget`: every step (flush, offsets, the transaction's commit) shares it, so
+    /// a commit against a broker that does not answer fails after `budget`, not after each step's
+    /// own timeout.
+    fn commit(&mut self, consumer: &KConsumer, budget: Duration) -> Result<()> {
         let started = Instant::now();
         let records = self.uncommitted;
-        let result = self.commit_inner(consumer);
+        let result = self.commit_inner(consumer, crate::runtime::deadline_after(budget));
         if let (Ok(()), Some(since)) = (&result, self.outage) {
             tracing::info!(thread = self.index, waited_s = since.elapsed().as_secs(), "the broker is back; committed");
             self.outage = None;
@@ -874,7 +893,8 @@ impl ThreadWork {
         result
     }
 
-    fn commit_inner(&mut self, consumer: &KConsumer) -> Result<()> {
+    fn commit_inner(&mut self, consumer: &KConsumer, deadline: Instant) -> Result<()> {
+        let left = || deadline.saturating_duration_since(Instant::now());
         // Record caches go first: what they held is forwarded, produced and logged in this commit.
         for entry in self.tasks.values_mut() {
             entry.task.flush_caches()?;
@@ -891,17 +911,22 @@ impl ThreadWork {
             // offsets go last, right before the commit: once sent, a crash leaves them pending
             // until the broker aborts the transaction (`transaction.timeout.ms`), and the next
             // owner of the partitions waits for that (KIP-447); so the window stays one round trip.
-            flush(&self.producer, TXN_TIMEOUT)?;
+            flush(&self.producer, left())?;
             if offsets.count() > 0 {
-                self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
+                if let Err(e) = send_offsets(&self.producer, offsets.clone(), metadata, left()) {
+                    if matches!(e, StreamsError::Timeout { .. }) {
+                        self.producer_stuck = true;
+                    }
+                    return Err(e);
+                }
             }
-            self.producer.commit_transaction(TXN_TIMEOUT)?;
+            self.producer.commit_transaction(left())?;
             self.check_deliveries()?;
             self.commit_stores()?;
             self.tasks.commit_standbys()?;
             self.producer.begin_transaction()?;
         } else {
-            flush(&self.producer, TXN_TIMEOUT)?;
+            flush(&self.producer, left())?;
             self.check_deliveries()?;
             self.commit_stores()?;
             self.tasks.commit_standbys()?;
@@ -945,7 +970,7 @@ impl ThreadWork {
             self.tasks.assign(HashSet::new(), BTreeSet::new());
         } else {
             // Under exactly-once one transaction covers all tasks, so all are committed.
-            match self.commit(consumer) {
+            match self.commit(consumer, TXN_TIMEOUT) {
                 Ok(()) => {}
                 Err(e) if self.can_recover(&e) => {
                     tracing::warn!(thread = self.index, error = %e, "commit on revocation failed; closing tasks dirty");
@@ -1059,10 +1084,17 @@ impl ThreadWork {
         if !is_eos(&self.config) {
             return Ok(());
         }
-        let aborted = abort(&self.producer).and_then(|()| self.producer.begin_transaction());
+        let aborted = if self.producer_stuck {
+            Err("a call into it did not return".to_string())
+        } else {
+            abort(&self.producer, TXN_TIMEOUT)
+                .and_then(|()| self.producer.begin_transaction())
+                .map_err(|e| e.to_string())
+        };
         if let Err(e) = aborted {
             tracing::warn!(thread = self.index, error = %e, "abort failed; replacing the producer");
             self.producer = create_producer(&self.config, &self.transactional_id, self.producer_ctx.clone())?;
+            self.producer_stuck = false;
         }
         if let Ok(mut d) = self.producer_ctx.deliveries.lock() {
             d.first_error = None;
@@ -1094,13 +1126,13 @@ impl ThreadWork {
             };
             rewind.add_partition_offset(e.topic(), e.partition(), offset)?;
         }
+        // Belt and braces: the tasks, created again, resume their partitions at the committed
+        // offsets anyway (they are held, paused, until then). So a partition that cannot be
+        // sought now (librdkafka refuses a seek while it is not being fetched) is no failure.
         for e in consumer.seek_partitions(rewind, TXN_TIMEOUT)?.elements() {
             if let Err(err) = e.error() {
-                return Err(StreamsError::IllegalState(format!(
-                    "rewinding {}-{} to its committed offset failed: {err}",
-                    e.topic(),
-                    e.partition()
-                )));
+                tracing::debug!(thread = self.index, topic = e.topic(), partition = e.partition(), error = %err,
+                    "not rewound now; its task resumes it at the committed offset");
             }
         }
         Ok(())
@@ -1140,7 +1172,9 @@ impl ThreadWork {
     /// without committing.
     fn abort_after_error(&mut self) {
         if is_eos(&self.config) {
-            if let Err(e) = abort(&self.producer) {
+            // Briefly: if the abort cannot be sent, the broker aborts the transaction after
+            // `transaction.timeout.ms` anyway.
+            if let Err(e) = abort(&self.producer, Duration::from_secs(5)) {
                 tracing::warn!(transactional_id = %self.transactional_id, error = %e, "abort after error failed");
             }
         }
@@ -1188,10 +1222,37 @@ fn partition_lag(consumer: &KConsumer, topic: &str, partition: i32, start: i64) 
 /// Aborts the producer's transaction. librdkafka waits for every outstanding message to be
 /// acknowledged first, and a `BaseProducer` only serves delivery reports when polled: flushing first
 /// serves them (an error there shows again in the abort).
-fn abort(producer: &KProducer) -> std::result::Result<(), KafkaError> {
+/// `send_offsets_to_transaction` on a helper thread, given up after `timeout` and a second's grace:
+/// librdkafka can block in it far past its timeout when the group coordinator went away (its
+/// coordinator requests never time out: confluentinc/librdkafka#5456, #5511). A call given up is a
+/// [`StreamsError::Timeout`] (the broker's return may fix it); the producer must then be replaced,
+/// not used again; the helper keeps its reference until librdkafka returns.
+fn send_offsets(
+    producer: &Arc<KProducer>,
+    offsets: TopicPartitionList,
+    metadata: rdkafka::consumer::ConsumerGroupMetadata,
+    timeout: Duration,
+) -> Result<()> {
+    let (done, result) = std::sync::mpsc::channel();
+    let helper = producer.clone();
+    std::thread::Builder::new()
+        .name("kstreams-send-offsets".into())
+        .spawn(move || {
+            let _ = done.send(helper.send_offsets_to_transaction(&offsets, &metadata, timeout));
+        })
+        .map_err(|e| StreamsError::IllegalState(format!("cannot start a thread: {e}")))?;
+    match result.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok(sent) => Ok(sent?),
+        Err(_) => Err(StreamsError::Timeout {
+            what: format!("sending the input offsets to the transaction (librdkafka did not return in {timeout:?})"),
+        }),
+    }
+}
+
+fn abort(producer: &KProducer, timeout: Duration) -> std::result::Result<(), KafkaError> {
     // Delivery reports of what is in flight first (briefly: the abort purges what is queued).
-    let _ = flush(producer, Duration::from_secs(1));
-    producer.abort_transaction(TXN_TIMEOUT)
+    let _ = flush(producer, Duration::from_secs(1).min(timeout));
+    producer.abort_transaction(timeout)
 }
 
 /// Writes the original record to the dead-letter topic with headers that say where it came from and
