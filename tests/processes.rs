@@ -1149,20 +1149,18 @@ fn threads_and_standbys_share_an_instance() {
 /// started again: the instance waits it out (it never reports ERROR and is not restarted), resumes by
 /// itself, and every output is exact.
 fn a_broker_outage_is_waited_out() {
-    if !broker_is_ours() {
-        eprintln!("  skipped: the broker at {} was not started by scripts/kafka", support::bootstrap());
-        return;
-    }
+    // Its own broker (`KSTREAMS_CLUSTER=outage`, port 9492): the shared one stays up.
+    let cluster = OwnCluster::start("outage", "9490", "1");
     let setup = Setup::new("eos-outage", "exactly_once_v2");
     let dir = tempfile::tempdir().unwrap();
     let writer = InputWriter::start_with(&setup.input, "k", 200, Duration::from_secs(300));
     let a = setup.spawn("a", dir.path(), None);
     assert!(a.wait_for_line("STATE Running", Duration::from_secs(60)), "a never ran");
     std::thread::sleep(Duration::from_secs(5));
-    scripts_kafka(&["kill", "1"]);
+    cluster.kill("1");
     let killed_at = support::now_ms();
     std::thread::sleep(Duration::from_secs(60));
-    scripts_kafka(&["start"]);
+    cluster.restart();
     let back_at = support::now_ms();
     std::thread::sleep(Duration::from_secs(10));
     let counts = writer.finish();
@@ -1179,6 +1177,7 @@ fn a_broker_outage_is_waited_out() {
     assert!(!a.lines().iter().any(|l| l.starts_with("ERROR")), "a failed: {states:?}");
     assert_eq!(a.stop(), Some(0));
     setup.cleanup();
+    drop(setup);
 }
 
 /// A 3-node cluster beside the default one (`KSTREAMS_CLUSTER=trio`, nodes on 9392, 9394, 9396;
@@ -1187,11 +1186,7 @@ fn a_broker_outage_is_waited_out() {
 /// state folder restores its tasks. The instances never fail, the outputs are exact, and the largest
 /// output gap is reported.
 fn three_brokers_lose_one_under_load() {
-    if !broker_is_ours() {
-        eprintln!("  skipped: the broker at {} was not started by scripts/kafka", support::bootstrap());
-        return;
-    }
-    let trio = Trio::start();
+    let trio = OwnCluster::start("trio", "9390", "3");
     let setup = Setup::new("eos-trio", "exactly_once_v2");
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let writer = InputWriter::start_with(&setup.input, "k", 200, Duration::from_secs(120));
@@ -1202,19 +1197,19 @@ fn three_brokers_lose_one_under_load() {
     }
     std::thread::sleep(Duration::from_secs(5));
     let first_kill = support::now_ms();
-    trio.kafka(&["kill", "2"]);
+    trio.kill("2");
     std::thread::sleep(Duration::from_secs(15));
-    trio.kafka(&["start", "--nodes", "3", "--no-registry"]);
+    trio.restart();
     std::thread::sleep(Duration::from_secs(5));
     // A broker goes while an instance restores its tasks from the changelogs (its folder is new).
     let b_lines = b.lines();
     assert_eq!(b.stop(), Some(0));
     let second_kill = support::now_ms();
-    trio.kafka(&["kill", "3"]);
+    trio.kill("3");
     let b2 = setup.spawn("b2", dirs[2].path(), None);
     assert!(b2.wait_for_line("STATE Running", Duration::from_secs(120)), "b2 never ran");
     std::thread::sleep(Duration::from_secs(5));
-    trio.kafka(&["start", "--nodes", "3", "--no-registry"]);
+    trio.restart();
     std::thread::sleep(Duration::from_secs(5));
     let counts = writer.finish();
     verify_exactly_once(&setup, &counts);
@@ -1235,64 +1230,43 @@ fn three_brokers_lose_one_under_load() {
     drop(setup);
 }
 
-/// A 3-node cluster for one scenario; the scenario's clients use it (`KSTREAMS_BOOTSTRAP`) until it
-/// is dropped, which stops it.
-struct Trio {
+/// A cluster of the scenario's own beside the default one (`scripts/kafka` with `KSTREAMS_CLUSTER`):
+/// the scenario's clients use it (`KSTREAMS_BOOTSTRAP`) until it is dropped, which stops it.
+struct OwnCluster {
+    env: [(&'static str, &'static str); 2],
+    nodes: &'static str,
     previous: Option<String>,
 }
 
-impl Trio {
-    const ENV: [(&'static str, &'static str); 2] = [("KSTREAMS_CLUSTER", "trio"), ("KSTREAMS_PORT_BASE", "9390")];
-
-    fn start() -> Trio {
-        let bootstrap = Trio::run(&["start", "--nodes", "3", "--no-registry"]);
+impl OwnCluster {
+    fn start(name: &'static str, port_base: &'static str, nodes: &'static str) -> OwnCluster {
+        let env = [("KSTREAMS_CLUSTER", name), ("KSTREAMS_PORT_BASE", port_base)];
+        let bootstrap = support::scripts_kafka(&env, &["start", "--nodes", nodes, "--no-registry"]);
         let previous = std::env::var(support::BOOTSTRAP_ENV).ok();
         // The scenarios run one after another: nothing else reads the environment meanwhile.
         std::env::set_var(support::BOOTSTRAP_ENV, bootstrap.lines().last().unwrap_or_default());
-        Trio { previous }
+        OwnCluster { env, nodes, previous }
     }
 
-    fn kafka(&self, args: &[&str]) {
-        Trio::run(args);
+    /// SIGKILLs node `n`.
+    fn kill(&self, n: &str) {
+        support::scripts_kafka(&self.env, &["kill", n]);
     }
 
-    fn run(args: &[&str]) -> String {
-        let out = Command::new(scripts_kafka_path())
-            .args(args)
-            .envs(Trio::ENV)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/kafka");
-        assert!(out.status.success(), "scripts/kafka {args:?} (3 nodes) failed: {}", out.status);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    /// Starts the nodes that are not running.
+    fn restart(&self) {
+        support::scripts_kafka(&self.env, &["start", "--nodes", self.nodes, "--no-registry"]);
     }
 }
 
-impl Drop for Trio {
+impl Drop for OwnCluster {
     fn drop(&mut self) {
         match &self.previous {
             Some(b) => std::env::set_var(support::BOOTSTRAP_ENV, b),
             None => std::env::remove_var(support::BOOTSTRAP_ENV),
         }
-        let _ = Command::new(scripts_kafka_path()).arg("stop").envs(Trio::ENV).status();
+        support::scripts_kafka(&self.env, &["stop"]);
     }
-}
-
-/// Whether the broker is the single node that `scripts/kafka` runs here (a scenario that kills it
-/// needs to start it again).
-fn broker_is_ours() -> bool {
-    let ours = Command::new(scripts_kafka_path()).arg("bootstrap").output();
-    ours.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == support::bootstrap())
-}
-
-fn scripts_kafka_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka")
-}
-
-/// Runs `scripts/kafka <args>`; panics if it fails.
-fn scripts_kafka(args: &[&str]) {
-    let status = Command::new(scripts_kafka_path()).args(args).status().expect("run scripts/kafka");
-    assert!(status.success(), "scripts/kafka {args:?} failed: {status}");
 }
 
 fn main() {

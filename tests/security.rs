@@ -28,16 +28,7 @@ const PREFIX: &str = "secure-";
 const FAIL_FAST: Duration = Duration::from_secs(30);
 
 fn scripts_kafka(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
-    let out = Command::new(script)
-        .args(args)
-        .env("KSTREAMS_CLUSTER", CLUSTER)
-        .env("KSTREAMS_PORT_BASE", PORT_BASE)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run scripts/kafka");
-    assert!(out.status.success(), "scripts/kafka {args:?} failed: {}", out.status);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::scripts_kafka(&[("KSTREAMS_CLUSTER", CLUSTER), ("KSTREAMS_PORT_BASE", PORT_BASE)], args)
 }
 
 /// The secure cluster's folder, where `start --secure` wrote the client settings.

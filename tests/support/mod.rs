@@ -209,6 +209,20 @@ pub fn client_config() -> ClientConfig {
     config
 }
 
+/// Runs the project's `scripts/kafka <args>` with `envs` (e.g. `KSTREAMS_CLUSTER` for a cluster
+/// beside the default one); panics if it fails; returns what it printed on stdout, trimmed.
+pub fn scripts_kafka(envs: &[(&str, &str)], args: &[&str]) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+    let out = std::process::Command::new(script)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run scripts/kafka");
+    assert!(out.status.success(), "scripts/kafka {args:?} with {envs:?} failed: {}", out.status);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Set to a file of librdkafka settings (`key=value` lines) that the tests' own clients use too:
 /// credentials for a secured broker.
 pub const CLIENT_PROPERTIES_ENV: &str = "KSTREAMS_CLIENT_PROPERTIES";

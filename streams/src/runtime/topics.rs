@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
 
 use crate::error::{Result, StreamsError};
@@ -36,21 +36,10 @@ fn metadata(probe: &Probe, bootstrap: &str, topic: Option<&str>) -> Result<Metad
         }
         match result {
             Ok(metadata) => return Ok(metadata),
-            Err(e) if Instant::now() < deadline && is_timeout(&e) => {}
+            Err(e) if Instant::now() < deadline && StreamsError::Kafka(e.clone()).waits_for_broker() => {}
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn is_timeout(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-        )
-    )
 }
 
 /// Partition counts of the topics in `names`, from the cluster's metadata (missing topics are absent).
