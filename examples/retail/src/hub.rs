@@ -22,9 +22,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::calendar::{Month, DAY_MS};
+use crate::cdc::CdcTopics;
 use crate::generator::{Breakage, PosVersion, Record, Upload};
 use crate::model::{pos_schemas, AutoOrder, Forecast, MonthlySales, PosSale, WebAvailability};
-use crate::topology::{build, RetailSettings, Topics};
+use crate::topology::{build, build_on_databases, RetailSettings, Topics};
 
 /// Errors of the hub's plumbing, with what to do about them.
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +64,19 @@ pub struct Hub {
     pub registry_url: String,
     /// The application's settings (topics and partitions included).
     pub settings: RetailSettings,
+    /// With the shop's databases (`scripts/hub`): the Debezium topics the application reads.
+    pub cdc: Option<CdcTopics>,
 }
 
 impl Hub {
     /// The hub on `bootstrap` and `registry_url`, with the default topics and settings.
     pub fn new(bootstrap: impl Into<String>, registry_url: impl Into<String>) -> Self {
-        Hub { bootstrap: bootstrap.into(), registry_url: registry_url.into(), settings: RetailSettings::default() }
+        Hub {
+            bootstrap: bootstrap.into(),
+            registry_url: registry_url.into(),
+            settings: RetailSettings::default(),
+            cdc: None,
+        }
     }
 
     fn client(&self) -> ClientConfig {
@@ -83,8 +91,9 @@ impl Hub {
     }
 
     /// Deletes the hub's topics and the application's internal topics (a clean run), then creates
-    /// the topics: the two sales feeds with one partition (see [`crate::topology`]), the others with
-    /// [`RetailSettings::partitions`]; the catalog and inventory compacted.
+    /// the topics: the two sales feeds (and the Debezium topics, with the databases) with one
+    /// partition (see [`crate::topology`]), the others with [`RetailSettings::partitions`]; the
+    /// catalog and inventory compacted.
     pub fn reset_topics(&self, application_id: &str) -> Result<(), HubError> {
         let admin: AdminClient<DefaultClientContext> = self.client().create().map_err(kafka("admin client"))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -92,6 +101,10 @@ impl Hub {
             .build()
             .map_err(|e| HubError::Other(e.to_string()))?;
         let topics = &self.settings.topics;
+        let mut all: Vec<&str> = topics.all().to_vec();
+        if let Some(cdc) = &self.cdc {
+            all.extend([cdc.sale_lines.as_str(), cdc.order_lines.as_str(), cdc.stock.as_str()]);
+        }
         let metadata =
             admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(kafka("reading the topic list"))?;
         let prefix = format!("{application_id}-");
@@ -99,7 +112,7 @@ impl Hub {
             .topics()
             .iter()
             .map(|t| t.name().to_string())
-            .filter(|name| topics.all().contains(&name.as_str()) || name.starts_with(&prefix))
+            .filter(|name| all.contains(&name.as_str()) || name.starts_with(&prefix))
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         runtime.block_on(async {
@@ -116,8 +129,7 @@ impl Hub {
             let compacted = [topics.catalog.as_str(), topics.inventory.as_str()];
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                let new: Vec<NewTopic<'_>> = topics
-                    .all()
+                let new: Vec<NewTopic<'_>> = all
                     .iter()
                     .map(|t| {
                         // Records carry event times, years old in a replay of history: the broker's
@@ -156,7 +168,7 @@ impl Hub {
         loop {
             let metadata =
                 admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(kafka("reading the topic list"))?;
-            let ready = topics.all().iter().all(|name| {
+            let ready = all.iter().all(|name| {
                 metadata
                     .topics()
                     .iter()
@@ -172,10 +184,13 @@ impl Hub {
         }
     }
 
-    /// Partitions of `topic`: one for the sales feeds, [`RetailSettings::partitions`] otherwise.
+    /// Partitions of `topic`: one for the sales feeds and the Debezium topics,
+    /// [`RetailSettings::partitions`] otherwise.
     pub fn partitions_of(&self, topic: &str) -> i32 {
         let topics = &self.settings.topics;
-        if topic == topics.pos_sales || topic == topics.web_sales {
+        let cdc =
+            self.cdc.as_ref().is_some_and(|c| [&c.sale_lines, &c.order_lines, &c.stock].contains(&&topic.to_string()));
+        if topic == topics.pos_sales || topic == topics.web_sales || cdc {
             1
         } else {
             self.settings.partitions
@@ -186,7 +201,9 @@ impl Hub {
     /// settings for replaying years of history at full speed:
     /// - `max.task.idle.ms=5000`: the task that merges the two sales feeds waits up to 5 s for a
     ///   feed that has run empty rather than racing ahead in event time on the other (see
-    ///   [`crate::topology`]);
+    ///   [`crate::topology`]); 30 s with the shop's databases, where each feed comes from its own
+    ///   Debezium connector and one can lag the other by seconds while history is replayed (seconds
+    ///   in which the other feed moves months ahead);
     /// - `windowstore.changelog.additional.retention.ms` of ten years: the monthly windows'
     ///   changelog records carry event times years old, which the broker's time-based retention
     ///   would otherwise delete at once.
@@ -195,7 +212,7 @@ impl Hub {
             .set("application.id", application_id)
             .set("bootstrap.servers", &self.bootstrap)
             .set("processing.guarantee", "exactly_once_v2")
-            .set("max.task.idle.ms", "5000")
+            .set("max.task.idle.ms", if self.cdc.is_some() { "30000" } else { "5000" })
             .set("windowstore.changelog.additional.retention.ms", (10 * 365 * DAY_MS).to_string())
             .set("state.dir", state_dir.to_string_lossy())
             .set("default.deserialization.exception.handler", "dead_letter_queue")
@@ -206,6 +223,14 @@ impl Hub {
     pub fn app(&self, config: StreamsConfig) -> Result<KafkaStreams, HubError> {
         let pos: SharedSerde<PosSale> = Serdes::avro_registry::<PosSale>(&self.avro()?, false);
         let topology = build(&self.settings, pos)?;
+        Ok(KafkaStreams::new(topology, config)?)
+    }
+
+    /// An application instance on the shop's databases (not started): it reads Debezium's
+    /// change events from `cdc` instead of the shop's Kafka feeds (see
+    /// [`build_on_databases`]).
+    pub fn app_on_databases(&self, config: StreamsConfig, cdc: &CdcTopics) -> Result<KafkaStreams, HubError> {
+        let topology = build_on_databases(&self.settings, cdc)?;
         Ok(KafkaStreams::new(topology, config)?)
     }
 }
@@ -490,22 +515,32 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<ReadRecord>, HubEr
 
 /// Every record of `topic`, by partition then offset, with its value parsed as `T` (`None`: a
 /// tombstone). Collected into a map, the last value of each key wins, as in a compacted topic.
-fn records_of<T: serde::de::DeserializeOwned>(
+/// Keys and values written with Kafka Connect schemas (for the JDBC sink) are read too.
+fn records_of<T: serde::Serialize + serde::de::DeserializeOwned + 'static>(
     bootstrap: &str,
     topic: &str,
 ) -> Result<Vec<(String, Option<T>)>, HubError> {
     let mut records = read_topic(bootstrap, topic)?;
     records.sort_by_key(|r| (r.partition, r.offset));
+    let (keys, values) = (Serdes::connect_json::<serde_json::Value>(), Serdes::connect_json::<T>());
     records
         .into_iter()
         .map(|r| {
+            let at =
+                |e: &dyn std::fmt::Display| HubError::Other(format!("{topic} at {}:{}: {e}", r.partition, r.offset));
+            let none = Headers::default();
             let value = r
                 .value
                 .as_deref()
-                .map(serde_json::from_slice::<T>)
+                .map(|v| values.deserialize(topic, &none, Some(v)))
                 .transpose()
-                .map_err(|e| HubError::Other(format!("{topic} at {}:{}: {e}", r.partition, r.offset)))?;
-            Ok((r.key, value))
+                .map_err(|e| at(&e))?;
+            // A key with a schema is `{"schema":…,"payload":"SKU-0001"}`: its payload is the key.
+            let key = match keys.deserialize(topic, &none, Some(r.key.as_bytes())) {
+                Ok(serde_json::Value::String(key)) => key,
+                _ => r.key,
+            };
+            Ok((key, value))
         })
         .collect()
 }

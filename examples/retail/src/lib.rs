@@ -10,14 +10,18 @@
 //! - [`orders`]: the order rule;
 //! - [`topology`]: all of it as a kstreams topology;
 //! - [`generator`]: a seeded generator of the shop's data;
+//! - [`cdc`] and [`database`]: the shop's PostgreSQL databases, brought in by Kafka Connect
+//!   (Debezium) and filled from the outputs (the JDBC sink), for the data hub run by `scripts/hub`;
 //! - [`hub`]: topics, producing, reading results; [`report`] and [`chart`]: what the user sees;
 //!   [`cli`]: the binaries' shared arguments.
 //!
 //! Run it: `scripts/kafka start && cargo run -p retail`.
 
 pub mod calendar;
+pub mod cdc;
 pub mod chart;
 pub mod cli;
+pub mod database;
 pub mod forecast;
 pub mod generator;
 pub mod hub;

@@ -6,6 +6,8 @@
 //! cargo run -p retail -- --instances 3                   # the same with three application instances
 //! cargo run -p retail -- app                             # one application instance, until Ctrl-C
 //! cargo run -p retail -- app --server 127.0.0.1:7071     # … answering queries over HTTP
+//! cargo run -p retail -- hub                             # with the shop's databases: PostgreSQL → Debezium
+//!                                                        # → Kafka → kstreams → JDBC sink → PostgreSQL
 //! ```
 //!
 //! The broker comes from `KSTREAMS_BOOTSTRAP` (default 127.0.0.1:9092), the Schema Registry from
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use kstreams::runtime::{KafkaStreams, State};
+use retail::cdc::CdcTopics;
 use retail::cli::{Services, Trading};
+use retail::database::{hub_script, Change, Planning, ShopDatabases, ShopWriter, WebInventoryFile};
 use retail::generator::{self, GeneratorConfig};
 use retail::hub::{Hub, HubError, Outputs, Producer, SchemaEvents, WriteEvent};
 use retail::{chart, report};
@@ -60,6 +64,16 @@ enum Command {
     App,
     /// Prints the report and writes the chart from what the topics hold now.
     Report,
+    /// The data hub with the shop's databases around it (`scripts/hub`: PostgreSQL, Kafka Connect
+    /// with Debezium, a JDBC sink and a file sink): the tills, the web shop and the warehouse write
+    /// rows into PostgreSQL, Debezium brings every change to Kafka, the application computes, the
+    /// JDBC sink writes forecasts and orders into the `planning` database and the file sink the
+    /// web shop's availability into a file; the report's orders come from the `planning` table.
+    Hub {
+        /// Prefix of the databases, connectors and topics of this run (lowercase letters, digits, `_`).
+        #[arg(long, default_value = "shop_")]
+        prefix: String,
+    },
 }
 
 const APPLICATION_ID: &str = "retail-hub";
@@ -117,8 +131,93 @@ fn run(args: Args) -> Result<(), HubError> {
         Some(Command::Report) => {
             finish(&Outputs::read(&hub)?, &Default::default(), &SchemaEvents::default(), &args.out)
         }
+        Some(Command::Hub { ref prefix }) => data_hub(&mut hub, &args, prefix, &stop),
         None => demo(&hub, &args, &stop),
     }
+}
+
+/// The run with the shop's databases (see [`Command::Hub`]).
+fn data_hub(hub: &mut Hub, args: &Args, prefix: &str, stop: &AtomicBool) -> Result<(), HubError> {
+    let started = Instant::now();
+    // PostgreSQL and Kafka Connect (started if they are not running), then a clean slate for
+    // this prefix: its databases, connectors and topics go, and come back empty.
+    hub_script(&["start", "--no-deploy"])?;
+    hub_script(&["undeploy", prefix])?;
+    let cdc = CdcTopics::for_prefix(prefix);
+    hub.settings.topics = retail::topology::Topics::prefixed(prefix);
+    hub.cdc = Some(cdc.clone());
+    let application_id = format!("{prefix}retail");
+    hub.reset_topics(&application_id)?;
+    hub_script(&["deploy", prefix])?;
+    let dbs = ShopDatabases::of(prefix)?;
+    println!(
+        "retail: databases {prefix}pos, {prefix}webshop, {prefix}inventory and {prefix}planning on 127.0.0.1:{}; \
+         connectors deployed ({})",
+        dbs.port,
+        hub_script(&["connect-url"])?
+    );
+
+    let config = GeneratorConfig { grace_ms: hub.settings.grace.as_millis() as i64, ..args.trading.config() };
+    let plan = generator::plan(&config);
+    let mut producer = Producer::new(hub)?;
+    producer.write(plan.catalog(), |_| {})?;
+    let dir = state_dir(0);
+    let mut app = hub
+        .app_on_databases(hub.streams_config(&application_id, &dir).set("metrics.http.address", &args.metrics), &cdc)?;
+    app.start()?;
+    let apps = [app];
+    wait_running(&apps)?;
+    println!(
+        "retail: application running on the Debezium topics ({}, {}, {})",
+        cdc.sale_lines, cdc.order_lines, cdc.stock
+    );
+
+    let mut writer = ShopWriter::new(&dbs, hub.settings.web_utc_offset_minutes)?;
+    let trading = plan.trading();
+    let total = trading.len();
+    let changes = writer.write(trading, |n| progress(&format!("shop: {n}/{total} records written into PostgreSQL")))?;
+    let reversals = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Pos { reversal: true, .. } | Change::Web { reversal: true, .. }))
+        .count();
+    println!(
+        "\nretail: {} row changes in the shop's databases ({reversals} corrections, voids and refunds)",
+        changes.len()
+    );
+
+    let expected: usize = generator::months_with_sales(&plan, &config).values().sum();
+    let mut outputs = wait_for_outputs(hub, expected, &apps, stop)?;
+    // The JDBC sink's table holds what the ordering system sees: wait until it agrees with the topic.
+    let want: BTreeMap<String, i64> =
+        outputs.orders.iter().filter_map(|(sku, o)| o.as_ref().map(|o| (sku.clone(), o.order_units))).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let planning = loop {
+        let planning = Planning::read(&dbs)?;
+        let got: BTreeMap<String, i64> = planning.orders.iter().map(|(sku, o)| (sku.clone(), o.order_units)).collect();
+        if got == want || Instant::now() > deadline || stop.load(Ordering::Relaxed) {
+            if got != want {
+                println!("retail: the planning table still differs from auto-orders after 60 s: {got:?} vs {want:?}");
+            }
+            break planning;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for mut app in apps {
+        app.close(Duration::from_secs(30))?;
+    }
+    let web = WebInventoryFile::read(&dbs.web_inventory_file())?;
+    println!(
+        "retail: planning database {prefix}planning: {} forecasts (sales_forecast), {} order proposals (auto_orders); \
+         web shop file {}: {} products",
+        planning.forecasts.len(),
+        planning.orders.len(),
+        dbs.web_inventory_file().display(),
+        web.latest.len()
+    );
+    outputs.orders = planning.orders.into_iter().map(|(sku, o)| (sku, Some(o))).collect();
+    finish(&outputs, &plan.summary, &producer.schema_events, &args.out)?;
+    println!("retail: done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// The whole run: fresh topics, the application, 24 months of trading, the report.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use apache_avro::AvroSchema;
+use kstreams::serde::connect::ConnectSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Month;
@@ -142,7 +143,8 @@ pub struct Sale {
     pub channel: Channel,
     /// The product.
     pub sku: String,
-    /// Units sold (positive).
+    /// Units sold: positive, or negative for a reversal of a line counted before (a sale line
+    /// corrected or deleted in the tills' database, see [`cdc`](crate::cdc)).
     pub units: i64,
     /// Revenue in cents.
     pub revenue_cents: i64,
@@ -173,7 +175,8 @@ impl MonthTotals {
             self.promo_units += sale.units;
         }
         self.revenue_cents += sale.revenue_cents;
-        self.lines += 1;
+        // A negative sale reverses a line counted before (a corrected or deleted row).
+        self.lines += if sale.units < 0 { -1 } else { 1 };
         self
     }
 }
@@ -280,6 +283,38 @@ pub struct AutoOrder {
 }
 
 /// Why a record went to the dead-letter topic (the `retail.reason` header).
+impl Forecast {
+    /// The Kafka Connect schema of a forecast, for sinks that need one (the JDBC sink makes its
+    /// table's columns from it).
+    pub fn connect_schema() -> ConnectSchema {
+        ConnectSchema::structure("retail.Forecast")
+            .field("sku", ConnectSchema::string())
+            .field("name", ConnectSchema::string())
+            .field("month", ConnectSchema::string())
+            .field("units", ConnectSchema::float64())
+            .field("history_months", ConnectSchema::int64())
+            .field("level", ConnectSchema::float64())
+            .field("seasonal_index", ConnectSchema::float64())
+            .field("safety_stock", ConnectSchema::int64())
+            .field("pack_size", ConnectSchema::int64())
+    }
+}
+
+impl AutoOrder {
+    /// The Kafka Connect schema of an order proposal (see [`Forecast::connect_schema`]).
+    pub fn connect_schema() -> ConnectSchema {
+        ConnectSchema::structure("retail.AutoOrder")
+            .field("sku", ConnectSchema::string())
+            .field("name", ConnectSchema::string())
+            .field("month", ConnectSchema::string())
+            .field("forecast_units", ConnectSchema::float64())
+            .field("safety_stock", ConnectSchema::int64())
+            .field("on_hand", ConnectSchema::int64())
+            .field("pack_size", ConnectSchema::int64())
+            .field("order_units", ConnectSchema::int64())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
     /// The product id is not in the catalog.

@@ -32,14 +32,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kstreams::dsl::{Consumed, Grouped, Materialized, Named, Produced, Repartitioned, StreamsBuilder, Suppressed};
+use kstreams::dsl::{
+    Consumed, GlobalKTable, Grouped, KStream, KTable, Materialized, Named, Produced, Repartitioned, StreamsBuilder,
+    Suppressed,
+};
 use kstreams::processor::{Processor, ProcessorContext};
-use kstreams::record::Record;
+use kstreams::record::{Data, Record};
+use kstreams::serde::connect::{ChangeEvent, ConnectSchema};
 use kstreams::serde::{Serdes, SharedSerde};
 use kstreams::topology::Topology;
 use kstreams::windowed::Windowed;
 
 use crate::calendar::{CalendarMonths, Month};
+use crate::cdc::{
+    changed_row, line_changes, local_micros_to_utc_millis, reverse, CdcTopics, LineChange, OrderLineRow, SaleLineRow,
+    StockKey, StockRow,
+};
 use crate::forecast::{ForecastParams, ForecastState};
 use crate::model::{
     split_inventory_key, AutoOrder, Availability, Forecast, LocationStock, MonthTotals, MonthlySales, PosSale, Product,
@@ -208,24 +216,8 @@ impl RetailSettings {
 /// Schema Registry; in tests it may be backed by in-memory schemas).
 pub fn build(settings: &RetailSettings, pos_serde: SharedSerde<PosSale>) -> kstreams::Result<Topology> {
     let topics = &settings.topics;
-    let b = StreamsBuilder::new();
-    b.default_serde(Serdes::json::<Sale>())
-        .default_serde(Serdes::json::<MonthTotals>())
-        .default_serde(Serdes::json::<MonthlySales>())
-        .default_serde(Serdes::json::<ForecastState>())
-        .default_serde(Serdes::nullable(Serdes::json::<ForecastState>()))
-        .default_serde(Serdes::json::<Forecast>())
-        .default_serde(Serdes::json::<LocationStock>())
-        .default_serde(Serdes::json::<Availability>())
-        .default_serde(Serdes::nullable(Serdes::json::<Availability>()))
-        .default_serde(Serdes::json::<Option<AutoOrder>>())
-        .default_serde(Serdes::json::<Rejected>());
-
-    let catalog = b.global_table(
-        &topics.catalog,
-        Consumed::with(Serdes::string(), Serdes::json::<Product>()),
-        Materialized::as_("catalog"),
-    );
+    let b = builder();
+    let catalog = catalog(&b, topics);
 
     // Both channels, checked against the catalog.
     let pos_topic = topics.pos_sales.clone();
@@ -260,7 +252,209 @@ pub fn build(settings: &RetailSettings, pos_serde: SharedSerde<PosSale>) -> kstr
             move |item, product| check_web(&web_topic, item, product, offset),
             Named::as_("web-check"),
         );
-    let checked = pos.merge_named(&web, Named::as_("both-channels"));
+
+    // Stock per product and location.
+    let stock = b
+        .table(
+            &topics.inventory,
+            Consumed::with(Serdes::string(), Serdes::json::<StockLevel>()),
+            Materialized::as_("inventory"),
+        )
+        .filter(|key: &String, _| split_inventory_key(key).is_some());
+    let availability = availability(&stock, |key: &String| {
+        let (sku, location) = split_inventory_key(key).unwrap_or_default();
+        (sku.to_string(), location.to_string())
+    });
+    outputs(settings, &catalog, &pos, &web, &availability, OutputFormat::Json)?;
+    b.build()
+}
+
+/// Builds the topology on the shop's databases as Kafka Connect brings them in (see [`cdc`]):
+/// Debezium's change events of the tills' sale lines, the web shop's order lines and the stock
+/// table instead of the shop's own Kafka feeds; the forecasts and orders written as JSON with
+/// Connect schemas, which the JDBC sink connector puts into the `planning` database.
+///
+/// [`cdc`]: crate::cdc
+pub fn build_on_databases(settings: &RetailSettings, cdc: &CdcTopics) -> kstreams::Result<Topology> {
+    let b = builder();
+    let catalog = catalog(&b, &settings.topics);
+    let offset = settings.web_utc_offset_minutes;
+
+    let pos_topic = cdc.sale_lines.clone();
+    let pos = b
+        .stream(
+            &cdc.sale_lines,
+            Consumed::with(Serdes::bytes(), Serdes::nullable(Serdes::change_event::<SaleLineRow>()))
+                .with_timestamp_extractor(
+                    move |_: &Vec<u8>, event: &Option<ChangeEvent<SaleLineRow>>, _, partition_time| {
+                        changed_row(event)
+                            .map_or(untimed(partition_time), |row| local_micros_to_utc_millis(row.sold_at, offset))
+                    },
+                )
+                .with_name("sale-lines-source"),
+        )
+        .flat_map_named(
+            move |_, event| {
+                line_changes(event)
+                    .into_iter()
+                    .map(|change| {
+                        let line = change.row.to_pos_sale(offset);
+                        (line.store.clone(), LineChange { reversal: change.reversal, row: line })
+                    })
+                    .collect::<Vec<_>>()
+            },
+            Named::as_("sale-line-changes"),
+        )
+        .left_join_global_named(
+            &catalog,
+            |_, change: &LineChange<PosSale>| change.row.sku.clone(),
+            move |change, product| {
+                let checked = check_pos(&pos_topic, &change.row, product);
+                if change.reversal {
+                    reverse(checked)
+                } else {
+                    checked
+                }
+            },
+            Named::as_("pos-check"),
+        );
+    let web_topic = cdc.order_lines.clone();
+    let web = b
+        .stream(
+            &cdc.order_lines,
+            Consumed::with(Serdes::bytes(), Serdes::nullable(Serdes::change_event::<OrderLineRow>()))
+                .with_timestamp_extractor(
+                    |_: &Vec<u8>, event: &Option<ChangeEvent<OrderLineRow>>, _, partition_time| {
+                        changed_row(event).and_then(OrderLineRow::event_time).unwrap_or(untimed(partition_time))
+                    },
+                )
+                .with_name("order-lines-source"),
+        )
+        .flat_map_named(
+            move |_, event| {
+                line_changes(event)
+                    .into_iter()
+                    .map(|change| {
+                        let item = change.row.to_web_item(offset);
+                        (item.order_id.clone(), LineChange { reversal: change.reversal, row: item })
+                    })
+                    .collect::<Vec<_>>()
+            },
+            Named::as_("order-line-changes"),
+        )
+        .left_join_global_named(
+            &catalog,
+            |_, change: &LineChange<WebItem>| change.row.line.product_id.clone(),
+            move |change, product| {
+                let checked = check_web(&web_topic, &change.row, product, offset);
+                if change.reversal {
+                    reverse(checked)
+                } else {
+                    checked
+                }
+            },
+            Named::as_("web-check"),
+        );
+
+    // The stock table as a table: a delete's change event (its `after` is null) removes the row,
+    // as the tombstone after it does.
+    let stock = b
+        .table(
+            &cdc.stock,
+            Consumed::with(Serdes::connect_json::<StockKey>(), Serdes::change_event::<StockRow>()),
+            Materialized::as_("stock-cdc"),
+        )
+        .filter(|_, event: &ChangeEvent<StockRow>| event.after.is_some())
+        .map_values(|event: ChangeEvent<StockRow>| StockLevel {
+            units: event.after.map_or(0, |row| i64::from(row.on_hand)),
+        });
+    let availability = availability(&stock, |key: &StockKey| (key.product_id.clone(), key.location.clone()));
+    outputs(settings, &catalog, &pos, &web, &availability, OutputFormat::Connect)?;
+    b.build()
+}
+
+/// The event time of a change event that carries no row (a tombstone after a delete): its
+/// partition's time. Its Kafka timestamp is when Debezium wrote it, which is no event time: taken
+/// as one, it would order the feed behind every other feed's records, and move stream time ahead.
+fn untimed(partition_time: i64) -> i64 {
+    partition_time.max(0)
+}
+
+/// How the forecasts and orders are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputFormat {
+    /// Plain JSON.
+    Json,
+    /// JSON with Kafka Connect schemas (`{"schema":…,"payload":…}`), keys too, for the JDBC sink.
+    Connect,
+}
+
+fn builder() -> StreamsBuilder {
+    let b = StreamsBuilder::new();
+    b.default_serde(Serdes::json::<Sale>())
+        .default_serde(Serdes::json::<MonthTotals>())
+        .default_serde(Serdes::json::<MonthlySales>())
+        .default_serde(Serdes::json::<ForecastState>())
+        .default_serde(Serdes::nullable(Serdes::json::<ForecastState>()))
+        .default_serde(Serdes::json::<Forecast>())
+        .default_serde(Serdes::json::<LocationStock>())
+        .default_serde(Serdes::json::<Availability>())
+        .default_serde(Serdes::nullable(Serdes::json::<Availability>()))
+        .default_serde(Serdes::json::<Option<AutoOrder>>())
+        .default_serde(Serdes::json::<Rejected>())
+        .default_serde(Serdes::json::<StockLevel>());
+    b
+}
+
+/// The product catalog, on every instance, loaded before any sale is processed.
+fn catalog(b: &StreamsBuilder, topics: &Topics) -> GlobalKTable<String, Product> {
+    b.global_table(
+        &topics.catalog,
+        Consumed::with(Serdes::string(), Serdes::json::<Product>()),
+        Materialized::as_("catalog"),
+    )
+}
+
+/// Units on hand per product, across locations, from stock levels keyed by anything that names
+/// a product and a location (`split`).
+fn availability<K: Data>(
+    stock: &KTable<K, StockLevel>,
+    split: impl Fn(&K) -> (String, String) + Send + Sync + 'static,
+) -> KTable<String, Availability> {
+    stock
+        .group_by(
+            move |key: &K, level: &StockLevel| {
+                let (sku, location) = split(key);
+                (sku, LocationStock { location, units: level.units })
+            },
+            Grouped::as_("stock-by-product"),
+        )
+        .aggregate(
+            Availability::default,
+            |_, stock: LocationStock, mut a: Availability| {
+                a.by_location.insert(stock.location, stock.units);
+                a
+            },
+            |_, stock: LocationStock, mut a: Availability| {
+                a.by_location.remove(&stock.location);
+                a
+            },
+            Materialized::as_("availability"),
+        )
+}
+
+/// Everything after the checked sales and the stock: dead letters, monthly sales, forecasts,
+/// orders and the web shop's view.
+fn outputs(
+    settings: &RetailSettings,
+    catalog: &GlobalKTable<String, Product>,
+    pos: &KStream<String, Checked>,
+    web: &KStream<String, Checked>,
+    availability: &KTable<String, Availability>,
+    format: OutputFormat,
+) -> kstreams::Result<()> {
+    let topics = &settings.topics;
+    let checked = pos.merge_named(web, Named::as_("both-channels"));
 
     checked
         .process_named(|| DeadLetters, Named::as_("dead-letter-headers"), &[])
@@ -305,57 +499,39 @@ pub fn build(settings: &RetailSettings, pos_serde: SharedSerde<PosSale>) -> kstr
         .to_stream()
         .flat_map_named(|sku, state: Option<ForecastState>| state.map(|s| (sku, s)), Named::as_("forecast-states"))
         .join_global_named(
-            &catalog,
+            catalog,
             |sku: &String, _| sku.clone(),
             |state: &ForecastState, product: &Product| forecast_of(state, product),
             Named::as_("forecast-product"),
         )
         .flat_map_named(|sku, f: Option<Forecast>| f.map(|f| (sku, f)), Named::as_("forecasts"));
-    forecasts.to(&topics.sales_forecast, Produced::with(Serdes::string(), Serdes::json::<Forecast>()));
-
-    // Stock per product, across locations.
-    let availability = b
-        .table(
-            &topics.inventory,
-            Consumed::with(Serdes::string(), Serdes::json::<StockLevel>()),
-            Materialized::as_("inventory"),
-        )
-        .filter(|key: &String, _| split_inventory_key(key).is_some())
-        .group_by(
-            |key: &String, level: &StockLevel| {
-                let (sku, location) = split_inventory_key(key).unwrap_or_default();
-                (sku.to_string(), LocationStock { location: location.to_string(), units: level.units })
-            },
-            Grouped::as_("stock-by-product"),
-        )
-        .aggregate(
-            Availability::default,
-            |_, stock: LocationStock, mut a: Availability| {
-                a.by_location.insert(stock.location, stock.units);
-                a
-            },
-            |_, stock: LocationStock, mut a: Availability| {
-                a.by_location.remove(&stock.location);
-                a
-            },
-            Materialized::as_("availability"),
-        );
+    let (sku_serde, forecast_serde, order_serde) = match format {
+        OutputFormat::Json => {
+            (Serdes::string(), Serdes::json::<Forecast>(), Serdes::nullable(Serdes::json::<AutoOrder>()))
+        }
+        OutputFormat::Connect => (
+            Serdes::connect_json_with_schema::<String>(ConnectSchema::string()),
+            Serdes::connect_json_with_schema::<Forecast>(Forecast::connect_schema()),
+            Serdes::nullable(Serdes::connect_json_with_schema::<AutoOrder>(AutoOrder::connect_schema())),
+        ),
+    };
+    forecasts.to(&topics.sales_forecast, Produced::with(sku_serde.clone(), forecast_serde));
 
     // Orders: the latest forecast against the stock now; a tombstone when none is needed.
     forecasts
         .to_table(Materialized::as_("latest-forecast"))
-        .left_join(&availability, |f: &Forecast, stock: Option<&Availability>| {
+        .left_join(availability, |f: &Forecast, stock: Option<&Availability>| {
             propose(f, stock.map(Availability::total).unwrap_or(0))
         })
         .to_stream()
         .map_values_named(|order: Option<Option<AutoOrder>>| order.flatten(), Named::as_("order-or-none"))
-        .to(&topics.auto_orders, Produced::with(Serdes::string(), Serdes::nullable(Serdes::json::<AutoOrder>())));
+        .to(&topics.auto_orders, Produced::with(sku_serde, order_serde));
 
     // The web shop's view, keyed by its product id.
     availability
         .to_stream()
         .join_global_named(
-            &catalog,
+            catalog,
             |sku: &String, _| sku.clone(),
             |stock: &Option<Availability>, product: &Product| {
                 (product.web_id.clone(), web_view(stock.as_ref(), product))
@@ -367,8 +543,7 @@ pub fn build(settings: &RetailSettings, pos_serde: SharedSerde<PosSale>) -> kstr
             &topics.web_inventory,
             Produced::with(Serdes::string(), Serdes::nullable(Serdes::json::<WebAvailability>())),
         );
-
-    b.build()
+    Ok(())
 }
 
 fn monthly_sales(window: &Windowed<String>, t: MonthTotals) -> MonthlySales {

@@ -3,231 +3,20 @@
 //! and with three instances, and its outputs checked against values this test computes itself from
 //! the generated records, without the application's code.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use kstreams::runtime::State;
 use kstreams_registry::store::StoreConfig;
 use kstreams_registry::{BlockingRegistry, RegistryConfig};
 use retail::calendar::Month;
-use retail::generator::{self, Breakage, GeneratorConfig, Plan, Record};
+use retail::generator::{self, GeneratorConfig};
 use retail::hub::{Hub, Outputs, Producer, WriteEvent};
 use retail::topology::Topics;
 
-const DAY: i64 = 86_400_000;
-const GRACE: i64 = 3 * DAY;
-const ALPHA: f64 = 0.3;
-const BETA: f64 = 0.1;
-const GAMMA: f64 = 0.3;
+mod common;
 
-fn bootstrap() -> String {
-    std::env::var("KSTREAMS_BOOTSTRAP").ok().filter(|b| !b.is_empty()).unwrap_or_else(|| "127.0.0.1:9092".into())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    format!("{prefix}{}-{nanos}", std::process::id())
-}
-
-// --- the expected outputs, computed here ---------------------------------------------------------
-
-/// (year, month) of a UTC timestamp.
-fn month_of(ms: i64) -> (i32, u32) {
-    let t = DateTime::from_timestamp_millis(ms).unwrap();
-    (t.year(), t.month())
-}
-
-/// The first millisecond after month (year, month).
-fn month_end(ym: (i32, u32)) -> i64 {
-    let (y, m) = if ym.1 == 12 { (ym.0 + 1, 1) } else { (ym.0, ym.1 + 1) };
-    NaiveDate::from_ymd_opt(y, m, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
-}
-
-fn next_month(ym: (i32, u32)) -> (i32, u32) {
-    if ym.1 == 12 {
-        (ym.0 + 1, 1)
-    } else {
-        (ym.0, ym.1 + 1)
-    }
-}
-
-/// (year, month) of a forecast and its units.
-type MonthForecast = ((i32, u32), f64);
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Totals {
-    units: i64,
-    promo: i64,
-    revenue: i64,
-    lines: i64,
-}
-
-#[derive(Debug, Default)]
-struct Expected {
-    monthly: BTreeMap<(String, (i32, u32)), Totals>,
-    /// Per SKU, the forecasts in order: (forecast month, units).
-    forecasts: BTreeMap<String, Vec<MonthForecast>>,
-    /// Per SKU, the final order: (order units, on hand), or none.
-    orders: BTreeMap<String, Option<(i64, i64)>>,
-    /// Per web id, (units on hand, stores with stock).
-    web: BTreeMap<String, (i64, BTreeMap<String, i64>)>,
-    dead_letters: BTreeMap<&'static str, usize>,
-    late_dropped: usize,
-}
-
-/// Holt-Winters as the application documents it, written out again here.
-fn forecasts_of(months: &BTreeMap<(i32, u32), i64>) -> Vec<MonthForecast> {
-    let mut out = Vec::new();
-    let (mut level, mut trend, mut seasonal) = (0.0f64, 0.0f64, [1.0f64; 12]);
-    let mut first_year: Vec<f64> = Vec::new();
-    let mut seen = 0usize;
-    let Some(first) = months.keys().next().copied() else { return out };
-    let last = *months.keys().last().unwrap();
-    let mut ym = first;
-    loop {
-        let x = months.get(&ym).copied().unwrap_or(0) as f64;
-        seen += 1;
-        let index = (ym.1 - 1) as usize;
-        if seen < 12 {
-            level = if seen == 1 { x } else { ALPHA * x + (1.0 - ALPHA) * level };
-            first_year.push(x);
-        } else if seen == 12 {
-            first_year.push(x);
-            level = first_year.iter().sum::<f64>() / 12.0;
-            trend = 0.0;
-            // The 12 months end with this one: month i of them is (index + 1 + i) mod 12.
-            for (i, v) in first_year.iter().enumerate() {
-                seasonal[(index + 1 + i) % 12] = v / level;
-            }
-        } else {
-            let s = seasonal[index];
-            let new_level = ALPHA * (x / s) + (1.0 - ALPHA) * (level + trend);
-            trend = BETA * (new_level - level) + (1.0 - BETA) * trend;
-            seasonal[index] = GAMMA * (x / new_level) + (1.0 - GAMMA) * s;
-            level = new_level;
-        }
-        let next = next_month(ym);
-        // A forecast goes out for each month that had sales (a month without any has no window).
-        if months.contains_key(&ym) {
-            let units = if seen >= 12 { (level + trend) * seasonal[(next.1 - 1) as usize] } else { level };
-            out.push((next, units.max(0.0)));
-        }
-        if ym == last {
-            return out;
-        }
-        ym = next;
-    }
-}
-
-fn price_cents(price: &str) -> i64 {
-    let (whole, fraction) = price.split_once('.').unwrap_or((price, "0"));
-    whole.parse::<i64>().unwrap() * 100 + format!("{fraction:0<2}").parse::<i64>().unwrap()
-}
-
-fn expected(plan: &Plan, config: &GeneratorConfig) -> Expected {
-    let mut e = Expected::default();
-    let mut by_sku = BTreeMap::new();
-    let mut by_web = BTreeMap::new();
-    let mut stock: BTreeMap<String, i64> = BTreeMap::new();
-    let mut stream_time = i64::MIN;
-    let reported: BTreeSet<(i32, u32)> = config.trading_months().iter().map(|m| (m.year(), m.month())).collect();
-    for upload in &plan.uploads {
-        // The valid sales of this record: (sku, units, cents, promo, event time).
-        let mut sales: Vec<(String, i64, i64, bool, i64)> = Vec::new();
-        match &upload.record {
-            Record::Catalog { product, .. } => {
-                by_sku.insert(product.sku.clone(), product.clone());
-                by_web.insert(product.web_id.clone(), product.clone());
-            }
-            Record::Inventory { key, level } => match level {
-                Some(l) => {
-                    stock.insert(key.clone(), l.units);
-                }
-                None => {
-                    stock.remove(key);
-                }
-            },
-            Record::Pos { sale, .. } => {
-                if !by_sku.contains_key(&sale.sku) {
-                    *e.dead_letters.entry("unknown-product").or_default() += 1;
-                } else if sale.quantity > 0 && sale.unit_price_cents > 0 {
-                    let promo = sale.promo_code.as_deref().is_some_and(|c| !c.is_empty());
-                    sales.push((
-                        sale.sku.clone(),
-                        i64::from(sale.quantity),
-                        sale.unit_price_cents,
-                        promo,
-                        sale.sold_at,
-                    ));
-                }
-            }
-            Record::Web { order } => {
-                let local = NaiveDateTime::parse_from_str(&order.ordered_at, "%Y-%m-%dT%H:%M:%S").unwrap();
-                let at = local.and_utc().timestamp_millis() - 9 * 3_600_000;
-                for line in &order.lines {
-                    match by_web.get(&line.product_id) {
-                        None => *e.dead_letters.entry("unknown-product").or_default() += 1,
-                        Some(p) if order.status == "PAID" && line.qty > 0 => {
-                            let promo = order.coupon.as_deref().is_some_and(|c| !c.is_empty());
-                            sales.push((p.sku.clone(), line.qty, price_cents(&line.price), promo, at));
-                        }
-                        Some(_) => {}
-                    }
-                }
-            }
-            Record::MalformedPos { .. } => *e.dead_letters.entry("unreadable").or_default() += 1,
-            Record::MalformedWeb { breakage, .. } => {
-                let reason = if *breakage == Breakage::BadDateTime { "invalid-field" } else { "unreadable" };
-                *e.dead_letters.entry(reason).or_default() += 1;
-            }
-            Record::TryPosV3 => {}
-        }
-        for (sku, units, cents, promo, at) in sales {
-            stream_time = stream_time.max(at);
-            let month = month_of(at);
-            if month_end(month) + GRACE <= stream_time {
-                e.late_dropped += 1;
-                continue;
-            }
-            if !reported.contains(&month) {
-                continue;
-            }
-            let t = e.monthly.entry((sku, month)).or_default();
-            t.units += units;
-            t.revenue += units * cents;
-            t.lines += 1;
-            if promo {
-                t.promo += units;
-            }
-        }
-    }
-    let mut baselines: BTreeMap<String, BTreeMap<(i32, u32), i64>> = BTreeMap::new();
-    for ((sku, month), t) in &e.monthly {
-        baselines.entry(sku.clone()).or_default().insert(*month, t.units - t.promo);
-    }
-    for (sku, months) in &baselines {
-        e.forecasts.insert(sku.clone(), forecasts_of(months));
-    }
-    for (sku, product) in &by_sku {
-        let on_hand: i64 = stock.iter().filter(|(k, _)| k.starts_with(&format!("{sku}|"))).map(|(_, u)| *u).sum();
-        let Some(forecast) = e.forecasts.get(sku).and_then(|f| f.last()) else { continue };
-        let need = forecast.1 + product.safety_stock as f64 - on_hand as f64;
-        let order =
-            (need > 0.0).then(|| ((need / product.pack_size as f64).ceil() as i64 * product.pack_size, on_hand));
-        e.orders.insert(sku.clone(), order);
-        let locations: Vec<(&String, &i64)> = stock.iter().filter(|(k, _)| k.starts_with(&format!("{sku}|"))).collect();
-        if !locations.is_empty() {
-            let stores = locations
-                .iter()
-                .filter_map(|(k, u)| k.split_once('|').map(|(_, l)| (l.to_string(), **u)))
-                .filter(|(l, u)| l.starts_with("store-") && *u > 0)
-                .collect();
-            e.web.insert(product.web_id.clone(), (on_hand, stores));
-        }
-    }
-    e
-}
+use common::{bootstrap, events_of_uploads, expected, unique, MonthForecast, Totals, GRACE};
 
 // --- running it ----------------------------------------------------------------------------------
 
@@ -262,7 +51,7 @@ fn run_hub(instances: usize) {
     hub.reset_topics(&app_id).unwrap();
     let config = config();
     let plan = generator::plan(&config);
-    let expected = expected(&plan, &config);
+    let expected = expected(&events_of_uploads(&plan.uploads), &config);
     assert!(expected.late_dropped > 0 && plan.summary.late_within_grace > 0, "the plan has late uploads of both kinds");
     assert!(plan.summary.pos_v1 > 0 && plan.summary.pos_v2 > 0, "the plan has POS records of both versions");
 

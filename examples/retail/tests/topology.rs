@@ -380,3 +380,108 @@ fn settings_are_checked_and_name_the_setting() {
     let err = RetailSettings::default().with([("retail.grace", "3")]).unwrap_err();
     assert!(err.contains("retail.grace"), "{err}");
 }
+
+// --- the shop's databases, as Debezium brings them in -----------------------------------------
+
+/// A Debezium change event (compact JSON, as Connect's JsonConverter writes it without schemas).
+fn change(op: &str, before: Option<serde_json::Value>, after: Option<serde_json::Value>) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "before": before, "after": after, "op": op, "ts_ms": 1,
+        "source": {"connector": "postgresql", "db": "pos", "schema": "public", "table": "t", "snapshot": "false"}
+    }))
+    .unwrap()
+}
+
+/// A sale line row: `local` is the store's wall clock (Seoul), as Debezium writes a `timestamp`.
+fn sale_line(receipt: &str, line: i32, sku: &str, qty: i32, cents: i64, local: &str) -> serde_json::Value {
+    let local = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S").unwrap();
+    serde_json::json!({
+        "store_code": "store-01", "till_no": 1, "receipt_no": receipt, "line_no": line, "sku": sku, "qty": qty,
+        "unit_price_cents": cents, "promo_code": null, "sold_at": retail::cdc::wall_clock_micros(local)
+    })
+}
+
+#[test]
+fn database_changes_count_as_the_rows_end_up_and_the_results_carry_connect_schemas() {
+    use retail::cdc::CdcTopics;
+    let cdc = CdcTopics::for_prefix("");
+    let topology = retail::topology::build_on_databases(&settings(), &cdc).unwrap();
+    let driver = TopologyTestDriver::new(topology, TestDriverConfig::new("retail-cdc-test")).unwrap();
+    let catalog = driver.input_topic("product-catalog", Serdes::string(), Serdes::json::<Product>());
+    for p in [umbrella(), coat()] {
+        catalog.pipe(p.sku.clone(), p.clone(), 0).unwrap();
+        catalog.pipe(p.web_id.clone(), p, 0).unwrap();
+    }
+    let lines = driver.input_topic(&cdc.sale_lines, Serdes::bytes(), Serdes::nullable(Serdes::bytes()));
+    let key = |receipt: &str, line: i32| {
+        serde_json::to_vec(&serde_json::json!({"store_code": "store-01", "receipt_no": receipt, "line_no": line}))
+            .unwrap()
+    };
+    // A line of 2 umbrellas, corrected to 3; a line of 1, voided (deleted, then its tombstone);
+    // a line of an unknown SKU, to the dead letters, then deleted.
+    let first = sale_line("r1", 1, "SKU-0001", 2, 450, "2025-01-10T12:00:00");
+    let corrected = sale_line("r1", 1, "SKU-0001", 3, 450, "2025-01-10T12:00:00");
+    let voided = sale_line("r1", 2, "SKU-0001", 1, 450, "2025-01-10T12:00:05");
+    lines.pipe(key("r1", 1), Some(change("c", None, Some(first.clone()))), 0).unwrap();
+    lines.pipe(key("r1", 1), Some(change("u", Some(first), Some(corrected))), 0).unwrap();
+    lines.pipe(key("r1", 2), Some(change("c", None, Some(voided.clone()))), 0).unwrap();
+    lines.pipe(key("r1", 2), Some(change("d", Some(voided), None)), 0).unwrap();
+    lines.pipe(key("r1", 2), None, 0).unwrap();
+    let unknown = sale_line("r2", 1, "SKU-9999", 1, 100, "2025-01-11T09:00:00");
+    lines.pipe(key("r2", 1), Some(change("c", None, Some(unknown.clone()))), 0).unwrap();
+    lines.pipe(key("r2", 1), Some(change("d", Some(unknown), None)), 0).unwrap();
+    // A web line of 4 umbrellas at 12.99 (a decimal string; its time in UTC).
+    let web = driver.input_topic(&cdc.order_lines, Serdes::bytes(), Serdes::nullable(Serdes::bytes()));
+    let web_line = serde_json::json!({
+        "order_id": "o1", "line_no": 1, "product_code": "W-1001", "quantity": 4, "price": "12.99",
+        "discount_code": null, "created_at": "2025-01-15T01:00:00.000000Z"
+    });
+    web.pipe(b"{\"order_id\":\"o1\",\"line_no\":1}".to_vec(), Some(change("c", None, Some(web_line))), 0).unwrap();
+    // Stock: store-01 5 then 7; store-02 3, then deleted.
+    let stock = driver.input_topic(&cdc.stock, Serdes::bytes(), Serdes::nullable(Serdes::bytes()));
+    let stock_key =
+        |l: &str| serde_json::to_vec(&serde_json::json!({"product_id": "SKU-0001", "location": l})).unwrap();
+    let row = |l: &str, n: i32| Some(serde_json::json!({"product_id": "SKU-0001", "location": l, "on_hand": n}));
+    stock.pipe(stock_key("store-01"), Some(change("r", None, row("store-01", 5))), 0).unwrap();
+    stock.pipe(stock_key("store-02"), Some(change("c", None, row("store-02", 3))), 0).unwrap();
+    stock.pipe(stock_key("store-01"), Some(change("u", row("store-01", 5), row("store-01", 7))), 0).unwrap();
+    stock.pipe(stock_key("store-02"), Some(change("d", row("store-02", 3), None)), 0).unwrap();
+    stock.pipe(stock_key("store-02"), None, 0).unwrap();
+    // A sale in March closes January (grace 3 days).
+    let march = sale_line("r3", 1, "SKU-0002", 1, 9900, "2025-03-02T10:00:00");
+    lines.pipe(key("r3", 1), Some(change("c", None, Some(march))), 0).unwrap();
+
+    let monthly: Vec<(String, MonthlySales)> = driver
+        .output_topic("sales-monthly", Serdes::string(), Serdes::json::<MonthlySales>())
+        .read_key_values()
+        .unwrap();
+    let january: Vec<&MonthlySales> = monthly.iter().map(|(_, s)| s).filter(|s| s.month == m(2025, 1)).collect();
+    assert_eq!(january.len(), 1, "{monthly:?}");
+    let jan = january[0];
+    assert_eq!((jan.sku.as_str(), jan.units, jan.revenue_cents, jan.lines), ("SKU-0001", 7, 3 * 450 + 4 * 1299, 2));
+    let dead: Vec<(String, Rejected)> = driver
+        .output_topic("retail-dead-letters", Serdes::string(), Serdes::json::<Rejected>())
+        .read_key_values()
+        .unwrap();
+    assert_eq!(dead.len(), 1, "the unknown SKU once (its delete undoes nothing): {dead:?}");
+
+    // The forecast and the order carry Connect schemas, for the JDBC sink.
+    let raw = driver.output_topic("sales-forecast", Serdes::bytes(), Serdes::bytes()).read_key_values().unwrap();
+    let (key, value) = raw.last().expect("a forecast");
+    let key: serde_json::Value = serde_json::from_slice(key).unwrap();
+    assert_eq!(key, serde_json::json!({"schema": {"type": "string", "optional": false}, "payload": "SKU-0001"}));
+    let value: serde_json::Value = serde_json::from_slice(value).unwrap();
+    assert_eq!(value["schema"]["name"], "retail.Forecast");
+    assert_eq!(value["payload"]["month"], "2025-02");
+    let orders = driver
+        .output_topic(
+            "auto-orders",
+            Serdes::connect_json::<String>(),
+            Serdes::nullable(Serdes::connect_json::<AutoOrder>()),
+        )
+        .read_key_values()
+        .unwrap();
+    let (sku, order) = orders.last().expect("an order");
+    let order = order.as_ref().expect("an order is needed");
+    assert_eq!((sku.as_str(), order.on_hand), ("SKU-0001", 7), "store-02's row was deleted");
+}

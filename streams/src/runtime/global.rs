@@ -267,6 +267,7 @@ impl UpdaterState {
                             value: m.payload().map(<[u8]>::to_vec),
                             timestamp: m.timestamp().to_millis().unwrap_or(-1),
                             headers,
+                            decoded: None,
                         };
                         send_to_dlq(producer, dlq, &pending, &e)?;
                         producer.poll(Duration::ZERO);

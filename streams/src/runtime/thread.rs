@@ -727,7 +727,9 @@ impl ThreadWork {
         for id in ids {
             let mut done = 0;
             while done < MAX_PER_ROUND {
-                let Some(record) = self.tasks.get_mut(&id).and_then(|e| e.inputs.next(max_idle, now, &mut lag)) else {
+                let Some(entry) = self.tasks.get_mut(&id) else { break };
+                let (inputs, task) = (&mut entry.inputs, &entry.task);
+                let Some(record) = inputs.next(max_idle, now, &mut lag, &mut |p| task.decode(p.bytes())) else {
                     break;
                 };
                 self.process(id, record)?;
@@ -768,7 +770,7 @@ impl ThreadWork {
         Ok(())
     }
 
-    fn process(&mut self, id: TaskId, record: Pending) -> Result<()> {
+    fn process(&mut self, id: TaskId, mut record: Pending) -> Result<()> {
         let entry = self
             .tasks
             .get_mut(&id)
@@ -777,15 +779,12 @@ impl ThreadWork {
         // record costs more than the rest of a stateless record's trip through the thread.
         self.sampled = self.sampled.wrapping_add(1);
         let started = (self.sampled % LATENCY_SAMPLE == 0).then(Instant::now);
-        let result = entry.task.process(ConsumedBytes {
-            topic: &record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            key: record.key.as_deref(),
-            value: record.value.as_deref(),
-            timestamp: record.timestamp,
-            headers: record.headers.clone(),
-        });
+        let decoded = match record.decoded.take() {
+            Some(decoded) => decoded,
+            None => entry.task.decode(record.bytes()),
+        };
+        let result =
+            decoded.and_then(|r| entry.task.process_decoded(&record.topic, record.partition, record.offset, r));
         match result {
             Ok(_) => {}
             Err(e @ StreamsError::Deserialization { .. }) => match &self.config.deserialization_handler {

@@ -43,6 +43,7 @@ use crate::header::Headers;
 
 pub mod avro;
 mod bincode;
+pub mod connect;
 mod json;
 mod primitive;
 pub mod registry;

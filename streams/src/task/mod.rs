@@ -16,7 +16,7 @@ use crate::error::{Result, StreamsError};
 use crate::metrics::TaskMetrics;
 use crate::processor::node::{ConsumedBytes, RawSource};
 use crate::processor::PunctuationType;
-use crate::record::RecordMetadata;
+use crate::record::{RawRecord, RecordMetadata};
 use crate::task::global::GlobalStores;
 use crate::topology::{NodeKind, SubTopology, Topology};
 
@@ -187,16 +187,30 @@ impl StreamTask {
     /// Runs one consumed record through the topology. A deserialization failure comes back as
     /// [`StreamsError::Deserialization`] for the caller's handler; nothing has been processed then.
     pub(crate) fn process(&mut self, bytes: ConsumedBytes<'_>) -> Result<Processed> {
-        let Some(i) = self.sources.iter().position(|s| &*s.topic == bytes.topic) else {
-            return Err(StreamsError::IllegalState(format!(
-                "task {} has no source for topic `{}`",
-                self.core.task_id, bytes.topic
-            )));
-        };
+        let (topic, partition, offset) = (bytes.topic.to_string(), bytes.partition, bytes.offset);
+        let record = self.decode(bytes)?;
+        self.process_decoded(&topic, partition, offset, record)
+    }
+
+    /// Deserializes a consumed record with the source reading its topic and extracts its
+    /// timestamp (with the partition time so far), without processing it.
+    pub(crate) fn decode(&self, bytes: ConsumedBytes<'_>) -> Result<RawRecord> {
+        let input = self.source(bytes.topic)?;
+        input.source.deserialize(bytes, input.partition_time)
+    }
+
+    /// Runs a record that [`decode`](Self::decode) decoded through the topology.
+    pub(crate) fn process_decoded(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        record: RawRecord,
+    ) -> Result<Processed> {
+        let i = self.source_index(topic)?;
         let input = &self.sources[i];
-        let (node, partition_time) = (input.node, input.partition_time);
-        let metadata = RecordMetadata { topic: input.topic.clone(), partition: bytes.partition, offset: bytes.offset };
-        let record = input.source.deserialize(bytes, partition_time)?;
+        let node = input.node;
+        let metadata = RecordMetadata { topic: input.topic.clone(), partition, offset };
         if record.timestamp < 0 {
             self.core.metrics.dropped_records.inc();
             tracing::warn!(
@@ -206,7 +220,7 @@ impl StreamTask {
             );
             return Ok(Processed::InvalidTimestamp);
         }
-        self.sources[i].partition_time = partition_time.max(record.timestamp);
+        self.sources[i].partition_time = self.sources[i].partition_time.max(record.timestamp);
         self.core.stream_time = self.core.stream_time.max(record.timestamp);
         self.core.record_metadata = Some(metadata);
         self.core.process_node(node, record)?;
@@ -214,6 +228,16 @@ impl StreamTask {
         self.core.forward_cache_flushes(false)?;
         self.core.metrics.processed_records.inc();
         Ok(Processed::Done)
+    }
+
+    fn source_index(&self, topic: &str) -> Result<usize> {
+        self.sources.iter().position(|s| &*s.topic == topic).ok_or_else(|| {
+            StreamsError::IllegalState(format!("task {} has no source for topic `{topic}`", self.core.task_id))
+        })
+    }
+
+    fn source(&self, topic: &str) -> Result<&SourceTopic> {
+        self.source_index(topic).map(|i| &self.sources[i])
     }
 
     /// Runs stream-time punctuations that are due.

@@ -1,0 +1,12 @@
+-- Database ${PREFIX}planning (scripts/hub deploy): the planning system's tables are created by the JDBC sink
+-- connectors (schema.evolution=basic) from the records' schemas:
+--   sales_forecast  from topic ${PREFIX}sales-forecast (connector ${PREFIX}forecast-sink)
+--   auto_orders     from topic ${PREFIX}auto-orders    (connector ${PREFIX}orders-sink)
+-- Both have the record key (the SKU) as primary key, column sku. Nothing to create here.
+--
+-- The records are JSON with Kafka Connect schemas (JsonConverter, schemas.enable=true), keys too:
+--   key   {"schema":{"type":"string","optional":false},"payload":"SKU-0001"}
+--   value {"schema":{"type":"struct","name":"retail.AutoOrder","optional":false,"fields":[...]},"payload":{...}}
+-- The sinks' HoistField$Key transform wraps the string key into a struct {sku}: Debezium's JDBC sink 3.6.0 fails
+-- on a primitive key (ClassCastException: String cannot be cast to Struct, in keyAsStruct). So a key that is
+-- already a struct must not be sent to these connectors. A tombstone (null value) deletes the key's row.
