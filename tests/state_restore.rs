@@ -163,9 +163,10 @@ fn a_deleted_store_is_rebuilt_from_its_changelog_and_a_stopped_one_restores_only
     let resumed = app.run_until(dir_a.path(), &expected);
     assert_eq!(resumed.total(), tail, "only the changelog tail is restored: {:?}", resumed.finished());
     let contents = store_contents(dir_a.path(), &app.id);
+    // The count store is a table's: each value is stored after its 8-byte timestamp.
     let counts: BTreeMap<String, i64> = contents
         .iter()
-        .map(|((_, k), v)| (String::from_utf8(k.clone()).unwrap(), i64::from_be_bytes(v[..8].try_into().unwrap())))
+        .map(|((_, k), v)| (String::from_utf8(k.clone()).unwrap(), i64::from_be_bytes(v[8..16].try_into().unwrap())))
         .collect();
     assert_eq!(counts, expected, "the resumed store holds the counts of all input");
 

@@ -40,7 +40,7 @@ use crate::partitioner::default_partition;
 use crate::processor::node::ConsumedBytes;
 use crate::record::{Data, Record};
 use crate::serde::SharedSerde;
-use crate::store::{KeyValueStore, SessionStore, WindowStore};
+use crate::store::{KeyValueStore, SessionStore, ValueAndTimestamp, WindowStore};
 use crate::task::core::RecordCollector;
 use crate::task::global::GlobalStores;
 use crate::task::{StreamTask, TaskId};
@@ -371,6 +371,24 @@ impl TopologyTestDriver {
     /// Every window of the window store `name`, over all tasks.
     pub fn window_store_entries<K: Data, V: Data>(&self, name: &str) -> Result<Vec<(Windowed<K>, V)>> {
         self.collect_store::<WindowStore<K, V>, _>(name, |s| s.all())
+    }
+
+    /// Like [`key_value_store_entries`](Self::key_value_store_entries), with the timestamp each value
+    /// is stored with (the stores under the DSL's tables keep one, as Kafka Streams' do).
+    pub fn key_value_store_entries_with_timestamps<K: Data, V: Data>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(K, ValueAndTimestamp<V>)>> {
+        self.collect_store::<KeyValueStore<K, V>, _>(name, |s| s.all_with_timestamp())
+    }
+
+    /// Like [`window_store_entries`](Self::window_store_entries), with the timestamp each value is
+    /// stored with.
+    pub fn window_store_entries_with_timestamps<K: Data, V: Data>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(Windowed<K>, ValueAndTimestamp<V>)>> {
+        self.collect_store::<WindowStore<K, V>, _>(name, |s| s.all_with_timestamp())
     }
 
     /// Runs `f` on the store `name` of the task for `partition` of the sub-topology that owns it

@@ -66,10 +66,11 @@ fn sliding_count_creates_left_and_right_windows_and_updates_every_window_a_recor
     clicks.pipe("A".into(), "x".into(), 22).unwrap();
     // Out of order (within grace): 22 updates the existing windows containing it ([15,25] and
     // [21,31], which keep their latest timestamp 25), gets a left window [12,22] holding 20 and 22,
-    // and a right window [23,33] holding 25.
+    // and a right window [23,33] holding 25. As in Kafka Streams, the existing windows are updated
+    // latest start first.
     assert_eq!(
         out.read_key_values_with_time().unwrap(),
-        vec![e("A@[15,25]", 3, 25), e("A@[21,31]", 2, 25), e("A@[12,22]", 2, 22), e("A@[23,33]", 1, 25)]
+        vec![e("A@[21,31]", 2, 25), e("A@[15,25]", 3, 25), e("A@[12,22]", 2, 22), e("A@[23,33]", 1, 25)]
     );
 
     clicks.pipe("A".into(), "x".into(), 40).unwrap();
@@ -79,7 +80,7 @@ fn sliding_count_creates_left_and_right_windows_and_updates_every_window_a_recor
 
     // The store keeps each window's count with the largest timestamp of its records.
     let mut stored: Vec<(String, i64, i64)> = d
-        .window_store_entries::<String, ValueAndTimestamp<i64>>("sliding-counts")
+        .window_store_entries_with_timestamps::<String, i64>("sliding-counts")
         .unwrap()
         .into_iter()
         .map(|(w, v)| (label(&w), v.value, v.timestamp))

@@ -442,8 +442,7 @@ impl<K: Data, V: Data, KO: Data> Processor<K, Change<V>, Option<KO>, Subscriptio
                     // Deleted: the old foreign key answers with the tombstone.
                     return self.send(ctx, &r, hash, old_fk, DeleteKeyAndPropagate);
                 }
-                // Moved: only the new foreign key answers. (Kafka Streams lets the old one answer
-                // too, with no value, which may arrive last from another partition.)
+                // Moved: only the new foreign key answers, as in Kafka Streams 4.3.
                 self.send(ctx, &r, hash, old_fk, DeleteKeyNoPropagate)?;
             }
             self.send(ctx, &r, hash, new_fk, PropagateNullIfNoFkValAvailable)
@@ -460,8 +459,11 @@ impl<K: Data, V: Data, KO: Data> Processor<K, Change<V>, Option<KO>, Subscriptio
                         // Moved to another foreign key: unsubscribe there; the new one answers (with
                         // no value if it has none, to undo the old result).
                         self.send(ctx, &r, hash, Some(old_fk), DeleteKeyNoPropagate)?;
+                        self.send(ctx, &r, hash, Some(new_fk), PropagateNullIfNoFkValAvailable)
+                    } else {
+                        // Same foreign key: without a right row there was no result to undo.
+                        self.send(ctx, &r, hash, Some(new_fk), PropagateOnlyIfFkValAvailable)
                     }
-                    self.send(ctx, &r, hash, Some(new_fk), PropagateNullIfNoFkValAvailable)
                 }
                 (None, Some(new_fk)) => self.send(ctx, &r, hash, Some(new_fk), PropagateOnlyIfFkValAvailable),
                 (None, None) if r.value.new.is_none() => Ok(()),
@@ -511,7 +513,8 @@ impl<K: Data, KO: Data, VO: Data> Processor<Option<KO>, Subscription<K>, K, Resp
                 return Ok(());
             }
             Some(foreign_key) => {
-                let foreign_value = ctx.key_value_store::<KO, VO>(&self.foreign_store)?.get(&foreign_key)?;
+                let foreign_value =
+                    ctx.key_value_store::<KO, VO>(&self.foreign_store)?.get_with_timestamp(&foreign_key)?;
                 let key = CombinedKey { foreign_key, primary_key: subscription.primary_key.clone() };
                 let store = ctx.key_value_store::<CombinedKey<KO, K>, Subscription<K>>(&self.subscription_store)?;
                 match subscription.instruction {
@@ -525,6 +528,10 @@ impl<K: Data, KO: Data, VO: Data> Processor<Option<KO>, Subscription<K>, K, Resp
                 foreign_value
             }
         };
+        // As Kafka Streams: the response carries the later of the subscription's and the right
+        // row's timestamps.
+        let timestamp = foreign_value.as_ref().map_or(r.timestamp, |f| f.timestamp.max(r.timestamp));
+        let foreign_value = foreign_value.map(|f| f.value);
         let foreign_value = match subscription.instruction {
             DeleteKeyNoPropagate => return Ok(()),
             PropagateOnlyIfFkValAvailable if foreign_value.is_none() => return Ok(()),
@@ -538,7 +545,7 @@ impl<K: Data, KO: Data, VO: Data> Processor<Option<KO>, Subscription<K>, K, Resp
                 foreign_value,
                 primary_partition: subscription.primary_partition,
             },
-            timestamp: r.timestamp,
+            timestamp,
             headers: r.headers,
         })
     }
@@ -868,7 +875,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         let result_node = format!("{name}-result");
         let (left, store) = (left_store.clone(), result_store.clone());
         let result_store_builder = configure(
-            Stores::key_value(&result_store, result_key_serde.clone(), result_value_serde.clone()),
+            Stores::timestamped_key_value(&result_store, result_key_serde.clone(), result_value_serde.clone()),
             &materialized,
         );
         let result = inner

@@ -81,7 +81,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             inherited_value_serde.as_ref(),
             &format!("value of store `{store}`"),
         );
-        let builder = configure(Stores::key_value(&store, ks.clone(), vs.clone()), &materialized);
+        let builder = configure(Stores::timestamped_key_value(&store, ks.clone(), vs.clone()), &materialized);
         let make = supplier(store.clone());
         let result = inner
             .topology
@@ -220,23 +220,16 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             grace_ms: self.windows.grace_ms(),
         };
         let windows = self.windows.clone();
-        self.grouped.windowed_aggregation(
-            prefix,
-            materialized,
-            inherited_value_serde,
-            layout,
-            |vs| vs,
-            move |store| {
-                Box::new(move || {
-                    Box::new(WindowAggregate {
-                        store: store.clone(),
-                        windows: windows.clone(),
-                        aggregator: aggregator.clone(),
-                        observed_stream_time: i64::MIN,
-                    })
+        self.grouped.windowed_aggregation(prefix, materialized, inherited_value_serde, layout, move |store| {
+            Box::new(move || {
+                Box::new(WindowAggregate {
+                    store: store.clone(),
+                    windows: windows.clone(),
+                    aggregator: aggregator.clone(),
+                    observed_stream_time: i64::MIN,
                 })
-            },
-        )
+            })
+        })
     }
 }
 
@@ -256,15 +249,14 @@ pub(crate) type WindowedFactory<K, V, VA> =
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Adds a windowed aggregation: repartitions if needed, adds the processor `make` builds over a
-    /// window store laid out by `layout` (whose values are `store_value_serde` of the aggregate
-    /// serde), and returns its table of windows, ready for `suppress`.
-    pub(crate) fn windowed_aggregation<VA: Data, VS: Data>(
+    /// timestamped window store laid out by `layout`, and returns its table of windows, ready for
+    /// `suppress`.
+    pub(crate) fn windowed_aggregation<VA: Data>(
         &self,
         prefix: &str,
         materialized: Materialized<K, VA>,
         inherited_value_serde: Option<SharedSerde<VA>>,
         layout: WindowStoreLayout,
-        store_value_serde: impl FnOnce(SharedSerde<VA>) -> SharedSerde<VS>,
         make: impl FnOnce(String) -> WindowedFactory<K, V, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let store = self.store_name(&materialized, prefix);
@@ -283,13 +275,12 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         );
         let retention = materialized.retention.map(millis).unwrap_or(0).max(layout.min_retention_ms);
         let builder = configure(
-            Stores::window(
+            Stores::timestamped_window(
                 &store,
                 Duration::from_millis(u64::try_from(retention).unwrap_or(0)),
                 Duration::from_millis(u64::try_from(layout.size_ms).unwrap_or(0)),
-                false,
                 ks.clone(),
-                store_value_serde(vs.clone()),
+                vs.clone(),
             ),
             &materialized,
         );
@@ -330,13 +321,16 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for Wi
                 continue;
             }
             let store = ctx.window_store::<K, VA>(&self.store)?;
-            let old = store.fetch(&record.key, window.start())?;
+            let old = store.fetch_with_timestamp(&record.key, window.start())?;
+            // As Kafka Streams: the window's timestamp is the largest of its records'.
+            let timestamp = old.as_ref().map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+            let old = old.map(|o| o.value);
             let new = (self.aggregator)(&record.key, record.value.clone(), old.clone());
-            store.put(&record.key, &new, window.start())?;
+            store.put_with_timestamp(&record.key, &new, window.start(), timestamp)?;
             ctx.forward(Record {
                 key: Windowed::new(record.key.clone(), window),
                 value: Change { new: Some(new), old },
-                timestamp: record.timestamp,
+                timestamp,
                 headers: record.headers.clone(),
             })?;
         }

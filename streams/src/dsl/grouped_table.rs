@@ -42,7 +42,7 @@ pub struct KGroupedTable<K, V> {
 
 impl<K: Data, V: Data> KTable<K, V> {
     /// Groups the rows by a new key and value; aggregate the groups with the returned table.
-    pub fn group_by<KR: Data, VR: Data>(
+    pub fn group_by<KR: Data + PartialEq, VR: Data>(
         &self,
         selector: impl Fn(&K, &V) -> (KR, VR) + Send + Sync + 'static,
         grouped: Grouped<KR, VR>,
@@ -69,80 +69,128 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 }
 
-/// Maps a row change to (new group, added value) and (old group, subtracted value).
+/// Maps a row change to (new group, added value) and (old group, subtracted value). As in Kafka
+/// Streams (KIP-904), a change that stays in its group travels as one record carrying both values, so
+/// the aggregate never shows a transient subtraction; otherwise the subtraction goes first.
 struct SplitChange<K, V, KR, VR> {
     selector: KeyValueMapper<K, V, KR, VR>,
     _t: PhantomData<fn(K, V)>,
 }
 
-impl<K: Data, V: Data, KR: Data, VR: Data> Processor<K, Change<V>, KR, Change<VR>> for SplitChange<K, V, KR, VR> {
+impl<K: Data, V: Data, KR: Data + PartialEq, VR: Data> Processor<K, Change<V>, KR, Change<VR>>
+    for SplitChange<K, V, KR, VR>
+{
     fn process(&mut self, ctx: &mut ProcessorContext<'_, KR, Change<VR>>, r: Record<K, Change<V>>) -> Result<()> {
-        // Subtract first, so a row that stays in its group never counts twice.
-        if let Some(old) = &r.value.old {
-            let (key, value) = (self.selector)(&r.key, old);
-            ctx.forward(Record {
-                key,
-                value: Change { new: None, old: Some(value) },
-                timestamp: r.timestamp,
-                headers: r.headers.clone(),
-            })?;
-        }
-        if let Some(new) = &r.value.new {
-            let (key, value) = (self.selector)(&r.key, new);
-            ctx.forward(Record {
-                key,
-                value: Change { new: Some(value), old: None },
+        let old = r.value.old.as_ref().map(|v| (self.selector)(&r.key, v));
+        let new = r.value.new.as_ref().map(|v| (self.selector)(&r.key, v));
+        match (old, new) {
+            (Some((old_key, old)), Some((new_key, new))) if old_key == new_key => ctx.forward(Record {
+                key: new_key,
+                value: Change { new: Some(new), old: Some(old) },
                 timestamp: r.timestamp,
                 headers: r.headers,
-            })?;
+            }),
+            (old, new) => {
+                if let Some((key, value)) = old {
+                    let value = Change { new: None, old: Some(value) };
+                    ctx.forward(Record { key, value, timestamp: r.timestamp, headers: r.headers.clone() })?;
+                }
+                if let Some((key, value)) = new {
+                    let value = Change { new: Some(value), old: None };
+                    ctx.forward(Record { key, value, timestamp: r.timestamp, headers: r.headers })?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 
-/// A one-sided change on the wire: a flag byte (1 = added value, 0 = subtracted value), then the
-/// value's bytes.
+/// A change on the wire, in Kafka Streams' format (`ChangedSerializer`, KIP-904): the subtracted
+/// value then flag 0; the added value then flag 1; or both, as the added value's length (a zig-zag
+/// varint), the added value, the subtracted value, then flag 2.
 struct ChangeSerde<V> {
     inner: SharedSerde<V>,
 }
 
+fn write_varint(value: i32, out: &mut Vec<u8>) {
+    let mut v = ((value << 1) ^ (value >> 31)) as u32;
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A zig-zag varint at the start of `bytes`, and the bytes it took.
+fn read_varint(bytes: &[u8]) -> Option<(i32, usize)> {
+    let mut v: u32 = 0;
+    for (i, b) in bytes.iter().enumerate().take(5) {
+        v |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((((v >> 1) as i32) ^ -((v & 1) as i32), i + 1));
+        }
+    }
+    None
+}
+
 impl<V: Data> Serde<Change<V>> for ChangeSerde<V> {
     fn serialize(&self, topic: &str, headers: &Headers, data: &Change<V>) -> Result<Option<Vec<u8>>, SerdeError> {
-        let (flag, value) = match (&data.new, &data.old) {
-            (Some(v), None) => (1u8, v),
-            (None, Some(v)) => (0u8, v),
-            _ => {
+        let bytes =
+            |v: &V| -> Result<Vec<u8>, SerdeError> { Ok(self.inner.serialize(topic, headers, v)?.unwrap_or_default()) };
+        let out = match (&data.new, &data.old) {
+            (Some(new), Some(old)) => {
+                let (new, old) = (bytes(new)?, bytes(old)?);
+                let mut out = Vec::with_capacity(new.len() + old.len() + 6);
+                write_varint(new.len() as i32, &mut out);
+                out.extend(new);
+                out.extend(old);
+                out.push(2);
+                out
+            }
+            (Some(new), None) => {
+                let mut out = bytes(new)?;
+                out.push(1);
+                out
+            }
+            (None, Some(old)) => {
+                let mut out = bytes(old)?;
+                out.push(0);
+                out
+            }
+            (None, None) => {
                 return Err(SerdeError::Encode {
                     topic: topic.into(),
                     serde: "table change",
-                    detail: "a repartitioned change carries exactly one side".into(),
+                    detail: "a repartitioned change carries at least one value".into(),
                 })
             }
         };
-        let mut out = vec![flag];
-        out.extend(self.inner.serialize(topic, headers, value)?.unwrap_or_default());
         Ok(Some(out))
     }
 
     fn deserialize(&self, topic: &str, headers: &Headers, data: Option<&[u8]>) -> Result<Change<V>, SerdeError> {
         let bytes = data.ok_or(SerdeError::Null { topic: topic.into(), serde: "table change", what: "data" })?;
-        let Some((&flag, rest)) = bytes.split_first() else {
-            return Err(SerdeError::Malformed { topic: topic.into(), serde: "table change", detail: "empty".into() });
-        };
-        let value = self.inner.deserialize(topic, headers, Some(rest))?;
+        let malformed = |detail: String| SerdeError::Malformed { topic: topic.into(), serde: "table change", detail };
+        let Some((&flag, body)) = bytes.split_last() else { return Err(malformed("empty".into())) };
+        let value = |b: &[u8]| self.inner.deserialize(topic, headers, Some(b));
         match flag {
-            1 => Ok(Change { new: Some(value), old: None }),
-            0 => Ok(Change { new: None, old: Some(value) }),
-            f => Err(SerdeError::Malformed {
-                topic: topic.into(),
-                serde: "table change",
-                detail: format!("flag byte {f}"),
-            }),
+            1 => Ok(Change { new: Some(value(body)?), old: None }),
+            0 => Ok(Change { new: None, old: Some(value(body)?) }),
+            2 => {
+                let (len, used) = read_varint(body).ok_or_else(|| malformed("bad length".into()))?;
+                let rest = &body[used..];
+                let len = usize::try_from(len).ok().filter(|l| *l <= rest.len());
+                let len = len.ok_or_else(|| malformed("length past the end".into()))?;
+                Ok(Change { new: Some(value(&rest[..len])?), old: Some(value(&rest[len..])?) })
+            }
+            f => Err(malformed(format!("flag byte {f}"))),
         }
     }
 }
 
-/// Applies added and subtracted values to the aggregate of their group.
+/// Applies added and subtracted values to the aggregate of their group, as Kafka Streams'
+/// `KTableAggregate`: a value is subtracted only from an aggregate that exists, and added to it (or
+/// to a fresh one).
 struct TableAggregate<K, V, VA> {
     store: String,
     initializer: Arc<dyn Fn() -> VA + Send + Sync>,
@@ -153,25 +201,39 @@ struct TableAggregate<K, V, VA> {
 impl<K: Data, V: Data, VA: Data> Processor<K, Change<V>, K, Change<VA>> for TableAggregate<K, V, VA> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>, r: Record<K, Change<V>>) -> Result<()> {
         let store = ctx.key_value_store::<K, VA>(&self.store)?;
-        let old = store.get(&r.key)?;
-        let mut agg = old.clone().unwrap_or_else(|| (self.initializer)());
-        if let Some(v) = r.value.old {
-            agg = (self.subtractor)(&r.key, v, agg);
+        let stored = store.get_with_timestamp(&r.key)?;
+        // The result's timestamp: the record's, or the larger of it and the stored aggregate's when
+        // that aggregate is changed.
+        let later = stored.as_ref().map_or(r.timestamp, |s| s.timestamp.max(r.timestamp));
+        let old = stored.map(|s| s.value);
+        let mut timestamp = r.timestamp;
+        let intermediate = match (r.value.old, &old) {
+            (Some(v), Some(agg)) => {
+                timestamp = later;
+                Some((self.subtractor)(&r.key, v, agg.clone()))
+            }
+            _ => old.clone(),
+        };
+        let new = match r.value.new {
+            Some(v) => {
+                if old.is_some() {
+                    timestamp = later;
+                }
+                Some((self.adder)(&r.key, v, intermediate.unwrap_or_else(|| (self.initializer)())))
+            }
+            None => intermediate,
+        };
+        match &new {
+            Some(agg) => store.put_with_timestamp(&r.key, agg, timestamp)?,
+            None => {
+                store.delete(&r.key)?;
+            }
         }
-        if let Some(v) = r.value.new {
-            agg = (self.adder)(&r.key, v, agg);
-        }
-        store.put(&r.key, &agg)?;
-        ctx.forward(Record {
-            key: r.key,
-            value: Change { new: Some(agg), old },
-            timestamp: r.timestamp,
-            headers: r.headers,
-        })
+        ctx.forward(Record { key: r.key, value: Change { new, old }, timestamp, headers: r.headers })
     }
 }
 
-/// reduce: the first value starts the group's aggregate; a group whose values all left is deleted.
+/// reduce: the first value starts the group's aggregate (Kafka Streams' `KTableReduce`).
 struct TableReduce<K, V> {
     store: String,
     adder: Reducer<V>,
@@ -182,24 +244,32 @@ struct TableReduce<K, V> {
 impl<K: Data, V: Data> Processor<K, Change<V>, K, Change<V>> for TableReduce<K, V> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>, r: Record<K, Change<V>>) -> Result<()> {
         let store = ctx.key_value_store::<K, V>(&self.store)?;
-        let old = store.get(&r.key)?;
-        let mut agg = old.clone();
-        if let Some(v) = r.value.old {
-            agg = agg.map(|a| (self.subtractor)(a, v));
-        }
-        if let Some(v) = r.value.new {
-            agg = Some(match agg {
-                Some(a) => (self.adder)(a, v),
-                None => v,
-            });
-        }
-        match &agg {
-            Some(a) => store.put(&r.key, a)?,
+        let stored = store.get_with_timestamp(&r.key)?;
+        let later = stored.as_ref().map_or(r.timestamp, |s| s.timestamp.max(r.timestamp));
+        let old = stored.map(|s| s.value);
+        let mut timestamp = r.timestamp;
+        let intermediate = match (r.value.old, &old) {
+            (Some(v), Some(agg)) => {
+                timestamp = later;
+                Some((self.subtractor)(agg.clone(), v))
+            }
+            _ => old.clone(),
+        };
+        let new = match (r.value.new, intermediate) {
+            (Some(v), Some(agg)) => {
+                timestamp = later;
+                Some((self.adder)(agg, v))
+            }
+            (Some(v), None) => Some(v),
+            (None, agg) => agg,
+        };
+        match &new {
+            Some(agg) => store.put_with_timestamp(&r.key, agg, timestamp)?,
             None => {
                 store.delete(&r.key)?;
             }
         }
-        ctx.forward(Record { key: r.key, value: Change { new: agg, old }, timestamp: r.timestamp, headers: r.headers })
+        ctx.forward(Record { key: r.key, value: Change { new, old }, timestamp, headers: r.headers })
     }
 }
 
@@ -276,7 +346,8 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             inherited_value_serde.as_ref(),
             &format!("value of store `{store}`"),
         );
-        let builder = configure(Stores::key_value(&store, key_serde.clone(), value_serde.clone()), &materialized);
+        let builder =
+            configure(Stores::timestamped_key_value(&store, key_serde.clone(), value_serde.clone()), &materialized);
         let result = inner
             .topology
             .add_processor(&name, BoxedSupplier(supplier(store.clone())), &[&stream.node])

@@ -93,7 +93,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         supplier: impl ProcessorSupplier<K, VI, K, Change<V>>,
     ) -> Self {
         let mut inner = builder.borrow_mut();
-        let mut store_builder = Stores::key_value(&store, key_serde.clone(), value_serde.clone());
+        let mut store_builder = Stores::timestamped_key_value(&store, key_serde.clone(), value_serde.clone());
         store_builder = configure(store_builder, &materialized);
         let result = inner
             .topology
@@ -159,15 +159,23 @@ impl<K: Data, V: Data> KTable<K, V> {
             if let Some(store_name) = m.store_name.clone() {
                 let k = inner.serde(ks.clone(), None, &format!("key of table `{name}`"));
                 let v = inner.serde(vs.clone(), None, &format!("value of table `{name}`"));
-                store_builder = Some(configure(Stores::key_value(&store_name, k, v.clone()), &m));
+                store_builder = Some(configure(Stores::timestamped_key_value(&store_name, k, v.clone()), &m));
                 vs = Some(v);
                 store = Some(store_name);
             }
         }
         let supplier_store = store.clone();
+        // Kafka Streams' `KTableMapValues` forwards every change, even an empty one (a delete of a
+        // key the table did not hold); kstreams' filter drops those (see the README's "Same results
+        // as Kafka Streams").
+        let skip_empty = prefix == "KTABLE-FILTER-";
         let mut result = inner
             .topology
-            .add_processor(&name, move || TableMap { f: f.clone(), store: supplier_store.clone() }, &[&self.node])
+            .add_processor(
+                &name,
+                move || TableMap { f: f.clone(), store: supplier_store.clone(), skip_empty },
+                &[&self.node],
+            )
             .map(|_| ());
         if let Some(b) = store_builder {
             result = result.and_then(|_| inner.topology.add_state_store(b, &[&name]).map(|_| ()));
@@ -313,10 +321,10 @@ impl<K: Data, V: Data> KTable<K, V> {
             .topology
             .add_processor(
                 &name,
-                move || TableMap { f: identity.clone(), store: supplier_store.clone() },
+                move || TableMap { f: identity.clone(), store: supplier_store.clone(), skip_empty: false },
                 &[&self.node],
             )
-            .and_then(|t| t.add_state_store(Stores::key_value(&store, ks, vs), &[&name]))
+            .and_then(|t| t.add_state_store(Stores::timestamped_key_value(&store, ks, vs), &[&name]))
             .map(|_| ());
         inner.check(result);
         *self.store.borrow_mut() = Some(store.clone());

@@ -37,6 +37,7 @@ mod suppress;
 mod table_join;
 mod windows;
 
+pub use crate::store::ValueAndTimestamp;
 pub use builder::StreamsBuilder;
 pub use change::Change;
 pub use config::{Branched, Consumed, Grouped, Joined, Materialized, Named, Produced, Repartitioned};
@@ -46,7 +47,7 @@ pub use grouped_table::KGroupedTable;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;
 pub use session::{SessionWindowedKStream, SessionWindows};
-pub use sliding::{SlidingWindowedKStream, SlidingWindows, ValueAndTimestamp};
+pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use stream_join::{JoinWindows, StreamJoined};
 pub use suppress::Suppressed;
 pub use windows::{TimeWindows, Windows};

@@ -80,14 +80,17 @@ pub(crate) struct StreamAggregate<K, V, VA> {
 impl<K: Data, V: Data, VA: Data> Processor<K, V, K, Change<VA>> for StreamAggregate<K, V, VA> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VA>>, record: Record<K, V>) -> Result<()> {
         let store = ctx.key_value_store::<K, VA>(&self.store)?;
-        let old = store.get(&record.key)?;
+        let old = store.get_with_timestamp(&record.key)?;
+        // As Kafka Streams: an aggregate's timestamp is the largest of its records'.
+        let timestamp = old.as_ref().map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+        let old = old.map(|o| o.value);
         let base = old.clone().unwrap_or_else(|| (self.initializer)());
         let new = (self.aggregator)(&record.key, record.value, base);
-        store.put(&record.key, &new)?;
+        store.put_with_timestamp(&record.key, &new, timestamp)?;
         if store.is_cached() {
             return Ok(()); // forwarded when the cache flushes
         }
-        let (key, timestamp, headers) = (record.key, record.timestamp, record.headers);
+        let (key, headers) = (record.key, record.headers);
         ctx.forward(Record { key, value: Change { new: Some(new), old }, timestamp, headers })
     }
 
@@ -117,16 +120,18 @@ pub(crate) struct StreamReduce<K, V> {
 impl<K: Data, V: Data> Processor<K, V, K, Change<V>> for StreamReduce<K, V> {
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>, record: Record<K, V>) -> Result<()> {
         let store = ctx.key_value_store::<K, V>(&self.store)?;
-        let old = store.get(&record.key)?;
+        let old = store.get_with_timestamp(&record.key)?;
+        let timestamp = old.as_ref().map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+        let old = old.map(|o| o.value);
         let new = match old.clone() {
             Some(agg) => (self.reducer)(agg, record.value),
             None => record.value,
         };
-        store.put(&record.key, &new)?;
+        store.put_with_timestamp(&record.key, &new, timestamp)?;
         if store.is_cached() {
             return Ok(()); // forwarded when the cache flushes
         }
-        let (key, timestamp, headers) = (record.key, record.timestamp, record.headers);
+        let (key, headers) = (record.key, record.headers);
         ctx.forward(Record { key, value: Change { new: Some(new), old }, timestamp, headers })
     }
 
@@ -152,9 +157,8 @@ impl<K: Data, V: Data> Processor<K, Option<V>, K, Change<V>> for TableSource<K, 
             }
             None => store.delete(&record.key)?,
         };
-        if old.is_none() && record.value.is_none() {
-            return Ok(()); // deleting a missing key changes nothing
-        }
+        // A delete of a key the table does not hold is still forwarded (as an empty change), as
+        // Kafka Streams' `KTableSource` does: joins emit it as a tombstone of their own.
         let (key, timestamp, headers) = (record.key, record.timestamp, record.headers);
         ctx.forward(Record { key, value: Change { new: record.value, old }, timestamp, headers })
     }
@@ -175,6 +179,8 @@ pub(crate) struct TableMap<K, V, VR> {
     /// Maps a value; `None` drops it (filter).
     pub f: ValueMapperWithKey<K, V, VR>,
     pub store: Option<String>,
+    /// Drops changes that are empty after mapping (neither a new nor an old value).
+    pub skip_empty: bool,
 }
 
 impl<K: Data, V: Data, VR: Data> Processor<K, Change<V>, K, Change<VR>> for TableMap<K, V, VR> {
@@ -195,7 +201,7 @@ impl<K: Data, V: Data, VR: Data> Processor<K, Change<V>, K, Change<VR>> for Tabl
             }
             None => record.value.old.and_then(|v| (self.f)(&key, v)),
         };
-        if new.is_none() && old.is_none() {
+        if self.skip_empty && new.is_none() && old.is_none() {
             return Ok(());
         }
         ctx.forward(Record { key, value: Change { new, old }, timestamp: record.timestamp, headers: record.headers })

@@ -8,7 +8,7 @@ use kstreams_state::SessionWindow;
 
 use crate::dsl::change::Change;
 use crate::dsl::config::Materialized;
-use crate::dsl::functions::Aggregator;
+use crate::dsl::functions::OptionAggregator;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::ktable::{configure, KTable, WindowInfo};
 use crate::error::Result;
@@ -88,8 +88,70 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         merger: impl Fn(&K, VA, VA) -> VA + Send + Sync + 'static,
         materialized: Materialized<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
+        let initializer = Arc::new(initializer);
+        let (init_a, init_m) = (initializer.clone(), initializer);
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE-",
+            materialized,
+            None,
+            Arc::new(move |k: &K, v: V, agg: Option<VA>| aggregator(k, v, agg.unwrap_or_else(|| init_a()))),
+            Arc::new(move |k: &K, agg: Option<VA>, other: VA| merger(k, agg.unwrap_or_else(|| init_m()), other)),
+        )
+    }
+
+    /// Combines the values of each session with `reducer` (the first value starts the session's
+    /// aggregate; merging two sessions reduces their aggregates, earlier session first), as Kafka
+    /// Streams' `SessionWindowedKStream.reduce`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, SessionWindows, StreamsBuilder};
+    /// use kstreams_streams::serde::Serdes;
+    /// use kstreams_streams::test_driver::{TestDriverConfig, TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("spend", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::default())
+    ///     .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_millis(10)))
+    ///     .reduce(|a, b| a + b, Materialized::as_("spend-per-session"));
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), TestDriverConfig::new("app")).unwrap();
+    /// let spend = driver.input_topic("spend", Serdes::string(), Serdes::i64());
+    /// spend.pipe_all([("u".to_string(), 5, 0), ("u".to_string(), 7, 8)]).unwrap();
+    /// let session = driver.session_store::<String, i64, _>("spend-per-session", 0, |s| s.find_sessions(&"u".to_string(), 0, 8));
+    /// assert_eq!(session.unwrap().unwrap()[0].1, 12);
+    /// ```
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
+        let reducer = Arc::new(reducer);
+        let (r1, r2) = (reducer.clone(), reducer);
+        let inherited = self.grouped.grouped.value_serde.clone().or_else(|| self.grouped.stream.value_serde.clone());
+        self.aggregate_with(
+            "KSTREAM-REDUCE-",
+            materialized,
+            inherited,
+            Arc::new(move |_: &K, v: V, agg: Option<V>| match agg {
+                Some(a) => r1(a, v),
+                None => v,
+            }),
+            Arc::new(move |_: &K, agg: Option<V>, other: V| match agg {
+                Some(a) => r2(a, other),
+                None => other,
+            }),
+        )
+    }
+
+    fn aggregate_with<VA: Data>(
+        &self,
+        prefix: &str,
+        materialized: Materialized<K, VA>,
+        inherited_value_serde: Option<SharedSerde<VA>>,
+        aggregator: OptionAggregator<K, V, VA>,
+        merger: Merger<K, VA>,
+    ) -> KTable<Windowed<K>, VA> {
         let g = &self.grouped;
-        let prefix = "KSTREAM-AGGREGATE-";
         let store = g.store_name(&materialized, prefix);
         let name = g.stream.builder.borrow_mut().new_name(prefix);
         let stream = g.partitioned(&store);
@@ -99,8 +161,11 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             stream.key_serde.as_ref(),
             &format!("key of store `{store}`"),
         );
-        let vs: SharedSerde<VA> =
-            inner.serde(materialized.value_serde.clone(), None, &format!("value of store `{store}`"));
+        let vs: SharedSerde<VA> = inner.serde(
+            materialized.value_serde.clone(),
+            inherited_value_serde.as_ref(),
+            &format!("value of store `{store}`"),
+        );
         let retention = materialized
             .retention
             .map(millis)
@@ -113,9 +178,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let processor = SessionAggregate {
             store: store.clone(),
             windows: self.windows,
-            initializer: Arc::new(initializer),
-            aggregator: Arc::new(aggregator),
-            merger: Arc::new(merger),
+            aggregator,
+            merger,
             observed_stream_time: i64::MIN,
         };
         let result = inner
@@ -131,13 +195,14 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     }
 }
 
-type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
+/// Merges a session's aggregate into the one being built (`None` before the first: reduce has no
+/// initial value).
+type Merger<K, VA> = Arc<dyn Fn(&K, Option<VA>, VA) -> VA + Send + Sync>;
 
 struct SessionAggregate<K, V, VA> {
     store: String,
     windows: SessionWindows,
-    initializer: Arc<dyn Fn() -> VA + Send + Sync>,
-    aggregator: Aggregator<K, V, VA>,
+    aggregator: OptionAggregator<K, V, VA>,
     merger: Merger<K, VA>,
     observed_stream_time: i64,
 }
@@ -147,7 +212,6 @@ impl<K, V, VA> Clone for SessionAggregate<K, V, VA> {
         SessionAggregate {
             store: self.store.clone(),
             windows: self.windows,
-            initializer: self.initializer.clone(),
             aggregator: self.aggregator.clone(),
             merger: self.merger.clone(),
             observed_stream_time: self.observed_stream_time,
@@ -166,37 +230,47 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for Se
         Ok(())
     }
 
+    /// As Kafka Streams' `KStreamSessionWindowAggregate`: a session closes `gap + grace` after its
+    /// end; when the record joins or merges existing sessions, each of them is first removed with a
+    /// tombstone (stamped with its own end), then the merged session is written (stamped with the
+    /// merged end).
     fn process(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>, r: Record<K, V>) -> Result<()> {
         let ts = r.timestamp;
         self.observed_stream_time = self.observed_stream_time.max(ts);
-        let close_time = self.observed_stream_time.saturating_sub(self.windows.grace_ms);
         let gap = self.windows.gap_ms;
+        let close_time = self.observed_stream_time.saturating_sub(self.windows.grace_ms).saturating_sub(gap);
         let store = ctx.session_store::<K, VA>(&self.store)?;
         let overlapping = store.find_sessions(&r.key, ts.saturating_sub(gap), ts.saturating_add(gap))?;
-        let mut merged = SessionWindow { start: ts, end: ts };
-        let mut agg = (self.initializer)();
+        let new_session = SessionWindow { start: ts, end: ts };
+        let mut merged = new_session;
+        let mut agg = None;
         for (w, value) in &overlapping {
             merged.start = merged.start.min(w.start);
             merged.end = merged.end.max(w.end);
-            agg = (self.merger)(&r.key, agg, value.clone());
+            agg = Some((self.merger)(&r.key, agg, value.clone()));
         }
         if merged.end < close_time {
             ctx.record_dropped("record for a closed session window (past its grace period)");
             return Ok(());
         }
-        for (w, value) in overlapping {
-            if w != merged {
+        if merged != new_session {
+            for (w, value) in overlapping {
                 ctx.session_store::<K, VA>(&self.store)?.remove(&r.key, w)?;
-                ctx.forward(Record::new(windowed(r.key.clone(), w), Change { new: None, old: Some(value) }, ts))?;
+                let tombstone = Change { new: None, old: Some(value) };
+                ctx.forward(Record {
+                    key: windowed(r.key.clone(), w),
+                    value: tombstone,
+                    timestamp: w.end,
+                    headers: r.headers.clone(),
+                })?;
             }
         }
-        let old = ctx.session_store::<K, VA>(&self.store)?.fetch_session(&r.key, merged)?;
-        agg = (self.aggregator)(&r.key, r.value, agg);
+        let agg = (self.aggregator)(&r.key, r.value, agg);
         ctx.session_store::<K, VA>(&self.store)?.put(&r.key, merged, &agg)?;
         ctx.forward(Record {
             key: windowed(r.key, merged),
-            value: Change { new: Some(agg), old },
-            timestamp: ts,
+            value: Change { new: Some(agg), old: None },
+            timestamp: merged.end,
             headers: r.headers,
         })
     }

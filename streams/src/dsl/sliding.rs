@@ -27,11 +27,11 @@ use crate::dsl::functions::OptionAggregator;
 use crate::dsl::grouped::{KGroupedStream, WindowStoreLayout};
 use crate::dsl::ktable::KTable;
 use crate::error::{Result, StreamsError};
-use crate::header::Headers;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Data, Record};
-use crate::serde::{Serde, SerdeError, SharedSerde};
+use crate::serde::SharedSerde;
 use crate::store::millis;
+use crate::store::ValueAndTimestamp;
 use crate::windowed::{Window, Windowed};
 
 /// Sliding windows of a maximum time difference between records, with a grace period for late
@@ -70,70 +70,6 @@ impl SlidingWindows {
     /// The grace period in milliseconds.
     pub fn grace_ms(&self) -> i64 {
         self.grace_ms
-    }
-}
-
-/// A value with a timestamp, as Kafka Streams' `ValueAndTimestamp`: how the window store of a
-/// sliding-window aggregation keeps each window's aggregate together with the largest timestamp of
-/// the records in the window.
-///
-/// Its serde writes Kafka's layout: the timestamp (8 bytes, big-endian), then the value's bytes.
-///
-/// ```
-/// use kstreams_streams::dsl::ValueAndTimestamp;
-/// use kstreams_streams::header::Headers;
-/// use kstreams_streams::serde::Serdes;
-/// let serde = ValueAndTimestamp::serde(Serdes::i32());
-/// let v = ValueAndTimestamp { value: 7, timestamp: 1 };
-/// let bytes = serde.serialize("t", &Headers::new(), &v).unwrap().unwrap();
-/// assert_eq!(bytes, [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 7]);
-/// assert_eq!(serde.deserialize("t", &Headers::new(), Some(&bytes)).unwrap(), v);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValueAndTimestamp<V> {
-    /// The value.
-    pub value: V,
-    /// The timestamp in milliseconds.
-    pub timestamp: i64,
-}
-
-impl<V: Data> ValueAndTimestamp<V> {
-    /// A serde for values with timestamps over the serde of the values.
-    pub fn serde(inner: SharedSerde<V>) -> SharedSerde<ValueAndTimestamp<V>> {
-        Arc::new(ValueAndTimestampSerde { inner })
-    }
-}
-
-struct ValueAndTimestampSerde<V> {
-    inner: SharedSerde<V>,
-}
-
-impl<V: Data> Serde<ValueAndTimestamp<V>> for ValueAndTimestampSerde<V> {
-    fn serialize(
-        &self,
-        topic: &str,
-        headers: &Headers,
-        data: &ValueAndTimestamp<V>,
-    ) -> std::result::Result<Option<Vec<u8>>, SerdeError> {
-        let mut out = data.timestamp.to_be_bytes().to_vec();
-        out.extend(self.inner.serialize(topic, headers, &data.value)?.unwrap_or_default());
-        Ok(Some(out))
-    }
-
-    fn deserialize(
-        &self,
-        topic: &str,
-        headers: &Headers,
-        data: Option<&[u8]>,
-    ) -> std::result::Result<ValueAndTimestamp<V>, SerdeError> {
-        let bytes = data.ok_or_else(|| SerdeError::null(topic, "value-and-timestamp"))?;
-        let (ts, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| {
-            SerdeError::malformed(topic, "value-and-timestamp", format!("{} bytes, expected at least 8", bytes.len()))
-        })?;
-        Ok(ValueAndTimestamp {
-            timestamp: i64::from_be_bytes(*ts),
-            value: self.inner.deserialize(topic, headers, Some(rest))?,
-        })
     }
 }
 
@@ -235,23 +171,16 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             min_retention_ms: difference.saturating_mul(2).saturating_add(windows.grace_ms).max(1),
             grace_ms: windows.grace_ms,
         };
-        self.grouped.windowed_aggregation(
-            prefix,
-            materialized,
-            inherited_value_serde,
-            layout,
-            ValueAndTimestamp::serde,
-            move |store| {
-                Box::new(move || {
-                    Box::new(SlidingWindowAggregate {
-                        store: store.clone(),
-                        windows,
-                        aggregator: aggregator.clone(),
-                        observed_stream_time: i64::MIN,
-                    })
+        self.grouped.windowed_aggregation(prefix, materialized, inherited_value_serde, layout, move |store| {
+            Box::new(move || {
+                Box::new(SlidingWindowAggregate {
+                    store: store.clone(),
+                    windows,
+                    aggregator: aggregator.clone(),
+                    observed_stream_time: i64::MIN,
                 })
-            },
-        )
+            })
+        })
     }
 }
 
@@ -264,7 +193,7 @@ enum Slot<VA> {
 
 type Ctx<'a, K, VA> = ProcessorContext<'a, Windowed<K>, Change<VA>>;
 
-/// Kafka Streams' `KStreamSlidingWindowAggregate` (its in-order variant, over a forward fetch).
+/// Kafka Streams' `KStreamSlidingWindowAggregate`, in the order its reverse-fetch variant emits.
 struct SlidingWindowAggregate<K, V, VA> {
     store: String,
     windows: SlidingWindows,
@@ -313,7 +242,7 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, ValueAndTimestamp<VA>)>> {
-        ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?.fetch_range(key, from, to)
+        ctx.window_store::<K, VA>(&self.store)?.fetch_range_with_timestamp(key, from, to)
     }
 
     /// Adds the record to the window starting at `start` (if it is still open) and forwards the
@@ -341,11 +270,7 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
             Slot::New(base) => (None, base, r.timestamp),
         };
         let new = (self.aggregator)(&r.key, r.value.clone(), base);
-        ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?.put(
-            &r.key,
-            &ValueAndTimestamp { value: new.clone(), timestamp },
-            start,
-        )?;
+        ctx.window_store::<K, VA>(&self.store)?.put_with_timestamp(&r.key, &new, start, timestamp)?;
         ctx.forward(Record {
             key: Windowed::new(r.key.clone(), Window::new(start, end)),
             value: Change { new: Some(new), old },
@@ -363,7 +288,7 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
     ) -> Result<()> {
         let start = r.timestamp.saturating_add(1);
         let end = start.saturating_add(self.windows.time_difference_ms);
-        ctx.window_store::<K, ValueAndTimestamp<VA>>(&self.store)?.put(&r.key, &agg, start)?;
+        ctx.window_store::<K, VA>(&self.store)?.put_with_timestamp(&r.key, &agg.value, start, agg.timestamp)?;
         ctx.forward(Record {
             key: Windowed::new(r.key.clone(), Window::new(start, end)),
             value: Change { new: Some(agg.value), old: None },
@@ -372,29 +297,37 @@ impl<K: Data, V: Data, VA: Data> SlidingWindowAggregate<K, V, VA> {
         })
     }
 
-    fn process_in_order(&self, ctx: &mut Ctx<'_, K, VA>, r: &Record<K, V>, close: i64) -> Result<()> {
+    /// Visits the windows around the record from the latest start down, as Kafka Streams'
+    /// `processReverse` does (it is what runs over RocksDB stores), so the emitted updates come in
+    /// the same order: the latest-starting window first, the left windows last.
+    fn process_reverse(&self, ctx: &mut Ctx<'_, K, VA>, r: &Record<K, V>, close: i64) -> Result<()> {
         let (ts, difference) = (r.timestamp, self.windows.time_difference_ms);
         let from = ts.saturating_sub(difference.saturating_mul(2)).max(0);
         let mut found = Found::default();
-        for (start, current) in self.fetch(ctx, &r.key, from, ts.saturating_add(1))? {
+        for (start, current) in self.fetch(ctx, &r.key, from, ts.saturating_add(1))?.into_iter().rev() {
             found.starts.insert(start);
             let end = start.saturating_add(difference);
-            if end < ts {
-                found.previous = Some(current.timestamp);
-                found.left_agg = Some(current);
-            } else if end == ts {
-                found.left_created = true;
-                if current.timestamp < ts {
-                    found.previous = Some(current.timestamp);
+            if start == ts.saturating_add(1) {
+                found.right_created = true;
+            } else if end > ts {
+                if found.right_agg.is_none() {
+                    found.right_agg = Some(current.clone());
                 }
                 self.update(ctx, r, start, Slot::Existing(current), close)?;
-            } else if start <= ts {
-                found.right_agg = Some(current.clone());
+            } else if end == ts {
+                found.left_created = true;
+                let latest = current.timestamp;
                 self.update(ctx, r, start, Slot::Existing(current), close)?;
-            } else if start == ts.saturating_add(1) {
-                found.right_created = true;
+                if latest < ts {
+                    found.previous = Some(latest);
+                } else {
+                    // A record at this very time created every window there is to create.
+                    return Ok(());
+                }
             } else {
-                return Err(unexpected_window(start, ts));
+                found.previous = Some(current.timestamp);
+                found.left_agg = Some(current);
+                break;
             }
         }
         self.create_windows(ctx, r, close, found)
@@ -503,7 +436,7 @@ impl<K: Data, V: Data, VA: Data> Processor<K, V, Windowed<K>, Change<VA>> for Sl
         if ts < self.windows.time_difference_ms {
             self.process_early(ctx, &record, close)
         } else {
-            self.process_in_order(ctx, &record, close)
+            self.process_reverse(ctx, &record, close)
         }
     }
 }

@@ -1,14 +1,21 @@
 //! Windowed stream-stream joins: inner, left and outer, with [`JoinWindows`].
 //!
 //! Each side keeps its records in a window store (duplicates retained) for the join window plus
-//! grace. A record joins every record of the other side whose timestamp is within the window. For
-//! left and outer joins, a record that found no partner is held in a shared store and emitted with
-//! `None` only once its window has closed (stream time passed it by `after`/`before` plus grace), so
-//! no spurious `None` result is emitted for a record whose partner arrives later (Kafka Streams'
-//! behaviour since 3.1).
+//! grace. A record joins every record of the other side whose timestamp is within the window and
+//! that the other side's store still holds. For left and outer joins, a record that found no partner
+//! is held in a shared store and emitted with `None` only once its window has closed (stream time
+//! passed it by `after`/`before` plus grace), so no spurious `None` result is emitted for a record
+//! whose partner arrives later (Kafka Streams' behaviour since 3.1).
+//!
+//! The details follow Kafka Streams 4.3 record for record (the differential tests compare them):
+//! closed held records are emitted before the current record's results, and only when the current
+//! record is not out of order; a late record is still joined with what the other store holds (Kafka
+//! Streams does not drop late join records; KAFKA-16123, which proposed it, was closed unmerged), and
+//! an unmatched one whose window already lies behind stream time is emitted at once.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::dsl::kstream::KStream;
@@ -19,6 +26,7 @@ use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Data, Record};
 use crate::serde::{Serde, SerdeError, SharedSerde};
 use crate::store::{millis, Stores};
+use crate::task::TaskId;
 
 /// How far apart in time two records may be to join: `before` (the other record is older) and
 /// `after` (it is newer), and how long late records are still accepted.
@@ -122,9 +130,10 @@ enum Pending<VL, VR> {
     Right(VR),
 }
 
-/// Key of the pending store: timestamp (sign-flipped big-endian, so a scan goes oldest first), side,
-/// then the record key. As in Kafka Streams, two unmatched records of one side with the same key and
-/// timestamp share an entry.
+/// Key of the pending store: timestamp (sign-flipped big-endian, so a scan goes oldest first), side
+/// (right before left, as Kafka Streams' `TimestampedKeyAndJoinSide` orders them), then the record
+/// key. Several unmatched records of one side with the same key and timestamp share an entry: its
+/// value is the list of them, in arrival order (Kafka Streams' list-value store).
 #[derive(Clone)]
 struct PendingKey<K> {
     timestamp: i64,
@@ -162,36 +171,82 @@ impl<K: Data> Serde<PendingKey<K>> for PendingKeySerde<K> {
     }
 }
 
-struct PendingSerde<VL, VR> {
+/// The pending records under one key: each as a side flag, a 4-byte big-endian length and its bytes.
+struct PendingListSerde<VL, VR> {
     left: SharedSerde<VL>,
     right: SharedSerde<VR>,
 }
 
-impl<VL: Data, VR: Data> Serde<Pending<VL, VR>> for PendingSerde<VL, VR> {
-    fn serialize(&self, topic: &str, headers: &Headers, d: &Pending<VL, VR>) -> Result<Option<Vec<u8>>, SerdeError> {
-        let (flag, bytes) = match d {
-            Pending::Left(v) => (1u8, self.left.serialize(topic, headers, v)?),
-            Pending::Right(v) => (0u8, self.right.serialize(topic, headers, v)?),
-        };
-        let mut out = vec![flag];
-        out.extend(bytes.unwrap_or_default());
+impl<VL: Data, VR: Data> Serde<Vec<Pending<VL, VR>>> for PendingListSerde<VL, VR> {
+    fn serialize(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        list: &Vec<Pending<VL, VR>>,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        let mut out = Vec::new();
+        for item in list {
+            let (flag, bytes) = match item {
+                Pending::Left(v) => (1u8, self.left.serialize(topic, headers, v)?),
+                Pending::Right(v) => (0u8, self.right.serialize(topic, headers, v)?),
+            };
+            let bytes = bytes.unwrap_or_default();
+            out.push(flag);
+            out.extend((bytes.len() as u32).to_be_bytes());
+            out.extend(bytes);
+        }
         Ok(Some(out))
     }
-    fn deserialize(&self, topic: &str, headers: &Headers, data: Option<&[u8]>) -> Result<Pending<VL, VR>, SerdeError> {
-        let b = data.ok_or(SerdeError::Null { topic: topic.into(), serde: "join pending value", what: "data" })?;
-        match b.split_first() {
-            Some((1, rest)) => Ok(Pending::Left(self.left.deserialize(topic, headers, Some(rest))?)),
-            Some((0, rest)) => Ok(Pending::Right(self.right.deserialize(topic, headers, Some(rest))?)),
-            _ => Err(SerdeError::Malformed {
-                topic: topic.into(),
-                serde: "join pending value",
-                detail: "bad side flag".into(),
-            }),
+    fn deserialize(
+        &self,
+        topic: &str,
+        headers: &Headers,
+        data: Option<&[u8]>,
+    ) -> Result<Vec<Pending<VL, VR>>, SerdeError> {
+        let mut rest =
+            data.ok_or(SerdeError::Null { topic: topic.into(), serde: "join pending value", what: "data" })?;
+        let malformed = |detail: &str| SerdeError::Malformed {
+            topic: topic.into(),
+            serde: "join pending value",
+            detail: detail.into(),
+        };
+        let mut list = Vec::new();
+        while !rest.is_empty() {
+            if rest.len() < 5 {
+                return Err(malformed("truncated entry header"));
+            }
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let body = rest.get(5..5 + len).ok_or_else(|| malformed("truncated entry"))?;
+            list.push(match rest[0] {
+                1 => Pending::Left(self.left.deserialize(topic, headers, Some(body))?),
+                0 => Pending::Right(self.right.deserialize(topic, headers, Some(body))?),
+                _ => return Err(malformed("bad side flag")),
+            });
+            rest = &rest[5 + len..];
         }
+        Ok(list)
     }
 }
 
 type Joiner<VL, VR, VO> = Arc<dyn Fn(Option<&VL>, Option<&VR>) -> VO + Send + Sync>;
+
+/// The time both sides of one join share within a task (Kafka Streams' `TimeTracker`): the largest
+/// timestamp either side has seen, and a lower bound of the pending records' timestamps that lets
+/// most records skip the scan for closed windows. Kept in memory, as in Kafka Streams: after a
+/// restart it starts over.
+#[derive(Debug, Clone, Copy)]
+struct TimeTracker {
+    stream_time: i64,
+    min_time: i64,
+}
+
+impl Default for TimeTracker {
+    fn default() -> Self {
+        TimeTracker { stream_time: -1, min_time: i64::MAX }
+    }
+}
+
+type Trackers = Arc<Mutex<HashMap<TaskId, TimeTracker>>>;
 
 /// What both sides of one join share.
 struct JoinSpec<VL, VR, VO> {
@@ -207,6 +262,7 @@ struct JoinSpec<VL, VR, VO> {
     after: i64,
     grace: i64,
     joiner: Joiner<VL, VR, VO>,
+    trackers: Trackers,
 }
 
 impl<VL, VR, VO> Clone for JoinSpec<VL, VR, VO> {
@@ -221,47 +277,86 @@ impl<VL, VR, VO> Clone for JoinSpec<VL, VR, VO> {
             after: self.after,
             grace: self.grace,
             joiner: self.joiner.clone(),
+            trackers: self.trackers.clone(),
         }
     }
 }
 
 /// One side of the join; `LEFT` tells which. Input values are `VL` on the left and `VR` on the right.
+///
+/// As Kafka Streams 4.3's `KStreamKStreamJoin`: a record joins whatever the other side's window
+/// store still holds within its window, whatever its lateness (the store forgets records older than
+/// its retention, window size plus grace); an unmatched record of an emitting side is held in the
+/// pending store, or emitted at once when its window already lies behind stream time; held records
+/// whose window plus grace has passed are emitted before the current record's results, and only
+/// when the current record is not out of order.
 struct JoinSide<K, VL, VR, VO, const LEFT: bool> {
     spec: JoinSpec<VL, VR, VO>,
+    task: Option<TaskId>,
     _k: PhantomData<fn(K)>,
 }
 
 impl<K: Data, VL: Data, VR: Data, VO: Data, const LEFT: bool> JoinSide<K, VL, VR, VO, LEFT> {
-    /// The end of a pending record's window: when it can no longer find a partner.
-    fn closes_at(&self, timestamp: i64, left: bool) -> i64 {
-        let reach = if left { self.spec.after } else { self.spec.before };
-        timestamp.saturating_add(reach).saturating_add(self.spec.grace)
+    fn tracker(&self) -> TimeTracker {
+        let trackers = self.spec.trackers.lock().unwrap_or_else(|e| e.into_inner());
+        self.task.and_then(|t| trackers.get(&t).copied()).unwrap_or_default()
     }
 
-    fn emit_closed(&mut self, ctx: &mut ProcessorContext<'_, K, VO>) -> Result<()> {
-        let Some(store) = self.spec.pending_store.clone() else { return Ok(()) };
-        let now = ctx.current_stream_time_ms();
-        // Only entries older than this can have closed; the pending keys start with their timestamp,
-        // so a range scan up to it finds them without reading the rest.
-        let reach = self.spec.after.min(self.spec.before).saturating_add(self.spec.grace);
-        let bound = now.saturating_sub(reach);
-        let candidates = ctx
-            .key_value_store::<PendingKey<K>, Pending<VL, VR>>(&store)?
-            .range_to_bytes(&((bound as u64) ^ (1 << 63)).to_be_bytes())?;
-        for (key, value) in candidates {
-            if self.closes_at(key.timestamp, key.left) >= now {
+    fn set_tracker(&self, tracker: TimeTracker) {
+        if let Some(task) = self.task {
+            self.spec.trackers.lock().unwrap_or_else(|e| e.into_inner()).insert(task, tracker);
+        }
+    }
+
+    /// This side's reach into the other's records: `(before, after)` seen from this side.
+    fn reach(&self) -> (i64, i64) {
+        if LEFT {
+            (self.spec.before, self.spec.after)
+        } else {
+            (self.spec.after, self.spec.before)
+        }
+    }
+
+    /// Emits the held records whose window (plus grace) has closed, oldest first.
+    fn emit_closed(&self, ctx: &mut ProcessorContext<'_, K, VO>, store: &str) -> Result<()> {
+        let mut tracker = self.tracker();
+        let (_, this_after) = self.reach();
+        if tracker.min_time.saturating_add(this_after).saturating_add(self.spec.grace) >= tracker.stream_time {
+            return Ok(());
+        }
+        tracker.min_time = i64::MAX;
+        let entries = ctx.key_value_store::<PendingKey<K>, Vec<Pending<VL, VR>>>(store)?.all()?;
+        let (mut left_open, mut right_open) = (false, false);
+        let mut emitted = Vec::new();
+        for (key, list) in entries {
+            tracker.min_time = key.timestamp;
+            if left_open && right_open {
+                break;
+            }
+            // A left record waits for right records up to `after` later, a right one for left
+            // records up to `before` later.
+            let look_back = if key.left { self.spec.after } else { self.spec.before };
+            if key.timestamp.saturating_add(look_back).saturating_add(self.spec.grace) >= tracker.stream_time {
+                if key.left {
+                    left_open = true;
+                } else {
+                    right_open = true;
+                }
                 continue;
             }
-            ctx.key_value_store::<PendingKey<K>, Pending<VL, VR>>(&store)?.delete(&key)?;
-            let result = match &value {
-                Pending::Left(l) if self.spec.emit_left => (self.spec.joiner)(Some(l), None),
-                Pending::Right(r) if self.spec.emit_right => (self.spec.joiner)(None, Some(r)),
-                // Left by another kind of join over the same stores (an outer join's unmatched
-                // right records, restored into a left join): this join does not emit them.
-                _ => continue,
-            };
-            ctx.forward(Record::new(key.key, result, key.timestamp))?;
+            for value in &list {
+                let result = match value {
+                    Pending::Left(l) => (self.spec.joiner)(Some(l), None),
+                    Pending::Right(r) => (self.spec.joiner)(None, Some(r)),
+                };
+                ctx.forward(Record::new(key.key.clone(), result, key.timestamp))?;
+            }
+            emitted.push(key);
         }
+        for key in emitted {
+            ctx.key_value_store::<PendingKey<K>, Vec<Pending<VL, VR>>>(store)?.delete(&key)?;
+        }
+        self.set_tracker(tracker);
         Ok(())
     }
 
@@ -273,80 +368,134 @@ impl<K: Data, VL: Data, VR: Data, VO: Data, const LEFT: bool> JoinSide<K, VL, VR
         ts: i64,
         headers: Headers,
     ) -> Result<()> {
-        let now = ctx.current_stream_time_ms();
-        if self.closes_at(ts, LEFT) < now {
-            ctx.record_dropped("record for a closed join window (past its grace period)");
-            return Ok(());
+        let mut tracker = self.tracker();
+        tracker.stream_time = tracker.stream_time.max(ts);
+        self.set_tracker(tracker);
+        if let Some(store) = &self.spec.pending_store {
+            if ts == tracker.stream_time {
+                self.emit_closed(ctx, store)?;
+            }
         }
-        let (mut matched, emit_unmatched) = (false, if LEFT { self.spec.emit_left } else { self.spec.emit_right });
-        match &this {
+        let (before, after) = self.reach();
+        let (from, to) = (ts.saturating_sub(before).max(0), ts.saturating_add(after).max(0));
+        let emit_unmatched = if LEFT { self.spec.emit_left } else { self.spec.emit_right };
+        let matched = match &this {
             Pending::Left(l) => {
-                ctx.window_store::<K, VL>(&self.spec.left_store)?.put(&key, l, ts)?;
-                let others = ctx.window_store::<K, VR>(&self.spec.right_store)?.fetch_range(
-                    &key,
-                    ts.saturating_sub(self.spec.before),
-                    ts.saturating_add(self.spec.after),
-                )?;
-                for (other_ts, r) in others {
-                    matched = true;
-                    self.forget_pending(ctx, &key, other_ts, false)?;
-                    let value = (self.spec.joiner)(Some(l), Some(&r));
+                let others = ctx.window_store::<K, VR>(&self.spec.right_store)?.fetch_range(&key, from, to)?;
+                for (other_ts, r) in &others {
+                    self.forget_pending(ctx, &key, *other_ts, false)?;
+                    let value = (self.spec.joiner)(Some(l), Some(r));
                     ctx.forward(Record {
                         key: key.clone(),
                         value,
-                        timestamp: ts.max(other_ts),
+                        timestamp: ts.max(*other_ts),
                         headers: headers.clone(),
                     })?;
                 }
+                !others.is_empty()
             }
             Pending::Right(r) => {
-                ctx.window_store::<K, VR>(&self.spec.right_store)?.put(&key, r, ts)?;
-                let others = ctx.window_store::<K, VL>(&self.spec.left_store)?.fetch_range(
-                    &key,
-                    ts.saturating_sub(self.spec.after),
-                    ts.saturating_add(self.spec.before),
-                )?;
-                for (other_ts, l) in others {
-                    matched = true;
-                    self.forget_pending(ctx, &key, other_ts, true)?;
-                    let value = (self.spec.joiner)(Some(&l), Some(r));
+                let others = ctx.window_store::<K, VL>(&self.spec.left_store)?.fetch_range(&key, from, to)?;
+                for (other_ts, l) in &others {
+                    self.forget_pending(ctx, &key, *other_ts, true)?;
+                    let value = (self.spec.joiner)(Some(l), Some(r));
                     ctx.forward(Record {
                         key: key.clone(),
                         value,
-                        timestamp: ts.max(other_ts),
+                        timestamp: ts.max(*other_ts),
                         headers: headers.clone(),
                     })?;
                 }
+                !others.is_empty()
             }
-        }
+        };
         if !matched && emit_unmatched {
-            if let Some(store) = &self.spec.pending_store {
-                let pending_key = PendingKey { timestamp: ts, left: LEFT, key };
-                ctx.key_value_store::<PendingKey<K>, Pending<VL, VR>>(store)?.put(&pending_key, &this)?;
+            let stream_time = self.tracker().stream_time;
+            match &self.spec.pending_store {
+                // Its window lies wholly behind stream time: no partner can come any more.
+                Some(store) if to >= stream_time => {
+                    let mut tracker = self.tracker();
+                    tracker.min_time = tracker.min_time.min(ts);
+                    self.set_tracker(tracker);
+                    let pending_key = PendingKey { timestamp: ts, left: LEFT, key: key.clone() };
+                    let pending = ctx.key_value_store::<PendingKey<K>, Vec<Pending<VL, VR>>>(store)?;
+                    let mut list = pending.get(&pending_key)?.unwrap_or_default();
+                    list.push(this.clone());
+                    pending.put(&pending_key, &list)?;
+                }
+                _ => {
+                    let value = match &this {
+                        Pending::Left(l) => (self.spec.joiner)(Some(l), None),
+                        Pending::Right(r) => (self.spec.joiner)(None, Some(r)),
+                    };
+                    ctx.forward(Record { key: key.clone(), value, timestamp: ts, headers: headers.clone() })?;
+                }
             }
         }
-        self.emit_closed(ctx)
+        // As Kafka Streams' `KStreamJoinWindow`, the record enters its own side's store after it
+        // has been joined.
+        match this {
+            Pending::Left(l) => {
+                ctx.window_store::<K, VL>(&self.spec.left_store)?.put(&key, &l, ts)?;
+            }
+            Pending::Right(r) => {
+                ctx.window_store::<K, VR>(&self.spec.right_store)?.put(&key, &r, ts)?;
+            }
+        }
+        Ok(())
     }
 
-    /// A partner arrived for a record that was waiting unmatched: it will never be emitted alone.
+    /// A partner arrived for records that were waiting unmatched: they will never be emitted alone.
     fn forget_pending(&self, ctx: &mut ProcessorContext<'_, K, VO>, key: &K, ts: i64, left: bool) -> Result<()> {
         if let Some(store) = &self.spec.pending_store {
             let pending_key = PendingKey { timestamp: ts, left, key: key.clone() };
-            ctx.key_value_store::<PendingKey<K>, Pending<VL, VR>>(store)?.delete(&pending_key)?;
+            ctx.key_value_store::<PendingKey<K>, Vec<Pending<VL, VR>>>(store)?.delete(&pending_key)?;
         }
         Ok(())
+    }
+
+    fn start(&mut self, ctx: &ProcessorContext<'_, K, VO>) {
+        let task = ctx.task_id();
+        self.task = Some(task);
+        self.spec.trackers.lock().unwrap_or_else(|e| e.into_inner()).entry(task).or_default();
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.spec.trackers.lock().unwrap_or_else(|e| e.into_inner()).remove(&task);
+        }
     }
 }
 
 impl<K: Data, VL: Data, VR: Data, VO: Data> Processor<K, VL, K, VO> for JoinSide<K, VL, VR, VO, true> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, VO>) -> Result<()> {
+        self.start(ctx);
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, VO>, r: Record<K, VL>) -> Result<()> {
         self.join(ctx, r.key, Pending::Left(r.value), r.timestamp, r.headers)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.stop();
+        Ok(())
     }
 }
 
 impl<K: Data, VL: Data, VR: Data, VO: Data> Processor<K, VR, K, VO> for JoinSide<K, VL, VR, VO, false> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, VO>) -> Result<()> {
+        self.start(ctx);
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, VO>, r: Record<K, VR>) -> Result<()> {
         self.join(ctx, r.key, Pending::Right(r.value), r.timestamp, r.headers)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.stop();
+        Ok(())
     }
 }
 
@@ -455,19 +604,20 @@ impl<K: Data, V: Data> KStream<K, V> {
             after: windows.after_ms,
             grace: windows.grace_ms,
             joiner,
+            trackers: Trackers::default(),
         };
         let (s1, s2) = (spec.clone(), spec);
         let mut result = b
             .topology
             .add_processor(
                 &this_name,
-                move || JoinSide::<K, V, VO, VR, true> { spec: s1.clone(), _k: PhantomData },
+                move || JoinSide::<K, V, VO, VR, true> { spec: s1.clone(), task: None, _k: PhantomData },
                 &[&left.node],
             )
             .and_then(|t| {
                 t.add_processor(
                     &other_name,
-                    move || JoinSide::<K, V, VO, VR, false> { spec: s2.clone(), _k: PhantomData },
+                    move || JoinSide::<K, V, VO, VR, false> { spec: s2.clone(), task: None, _k: PhantomData },
                     &[&right.node],
                 )
             })
@@ -489,8 +639,8 @@ impl<K: Data, V: Data> KStream<K, V> {
             .map(|_| ());
         if let Some(store) = &pending_store {
             let key_serde: SharedSerde<PendingKey<K>> = Arc::new(PendingKeySerde { key: ks.clone() });
-            let value_serde: SharedSerde<Pending<V, VO>> =
-                Arc::new(PendingSerde { left: vs.clone(), right: os.clone() });
+            let value_serde: SharedSerde<Vec<Pending<V, VO>>> =
+                Arc::new(PendingListSerde { left: vs.clone(), right: os.clone() });
             result = result.and_then(|_| {
                 b.topology
                     .add_state_store(Stores::key_value(store, key_serde, value_serde), &[&this_name, &other_name])

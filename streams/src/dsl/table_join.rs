@@ -21,23 +21,28 @@ type Joiner<V, VO, VR> = Arc<dyn Fn(Option<&V>, Option<&VO>) -> Option<VR> + Sen
 struct TableJoinSide<K, V, VO, VR> {
     other_store: String,
     joiner: Joiner<V, VO, VR>,
+    /// The joined row needs the other table's row (inner joins, and the right side of a left
+    /// join): an update finding no row there changes nothing.
+    requires_other: bool,
     _k: PhantomData<fn(K)>,
 }
 
 impl<K: Data, V: Data, VO: Data, VR: Data> Processor<K, Change<V>, K, Change<VR>> for TableJoinSide<K, V, VO, VR> {
+    /// As Kafka Streams' `KTableKTable{Inner,Left,Right,Outer}Join`: without the other row, an
+    /// inner join (or a left join's right side) emits nothing, the others emit unless the update
+    /// itself is empty; with it, even the delete of a key this table never held becomes a tombstone
+    /// of the joined row (or, in an outer join, the other side's row alone).
     fn process(&mut self, ctx: &mut ProcessorContext<'_, K, Change<VR>>, record: Record<K, Change<V>>) -> Result<()> {
-        let other = ctx.key_value_store::<K, VO>(&self.other_store)?.get(&record.key)?;
-        let new = (self.joiner)(record.value.new.as_ref(), other.as_ref());
-        let old = (self.joiner)(record.value.old.as_ref(), other.as_ref());
-        if new.is_none() && old.is_none() {
+        let other = ctx.key_value_store::<K, VO>(&self.other_store)?.get_with_timestamp(&record.key)?;
+        // The joined row's timestamp is the later of both rows'.
+        let timestamp = other.as_ref().map_or(record.timestamp, |o| o.timestamp.max(record.timestamp));
+        let other = other.map(|o| o.value);
+        if other.is_none() && (self.requires_other || (record.value.new.is_none() && record.value.old.is_none())) {
             return Ok(());
         }
-        ctx.forward(Record {
-            key: record.key,
-            value: Change { new, old },
-            timestamp: record.timestamp,
-            headers: record.headers,
-        })
+        let new = (self.joiner)(record.value.new.as_ref(), other.as_ref());
+        let old = (self.joiner)(record.value.old.as_ref(), other.as_ref());
+        ctx.forward(Record { key: record.key, value: Change { new, old }, timestamp, headers: record.headers })
     }
 }
 
@@ -63,7 +68,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             (Some(v), Some(o)) => Some(joiner(v, o)),
             _ => None,
         });
-        self.join_tables(other, ["KTABLE-JOINTHIS-", "KTABLE-JOINOTHER-"], joiner)
+        self.join_tables(other, ["KTABLE-JOINTHIS-", "KTABLE-JOINOTHER-"], joiner, [true, true])
     }
 
     /// Joins with `other`: a row exists while this table has the key; the other value may be missing.
@@ -73,7 +78,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
     ) -> KTable<K, VR> {
         let joiner: Joiner<V, VO, VR> = Arc::new(move |v, o| v.map(|v| joiner(v, o)));
-        self.join_tables(other, ["KTABLE-LEFTTHIS-", "KTABLE-LEFTOTHER-"], joiner)
+        self.join_tables(other, ["KTABLE-LEFTTHIS-", "KTABLE-LEFTOTHER-"], joiner, [false, true])
     }
 
     /// Joins with `other`: a row exists while either table has the key.
@@ -84,7 +89,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     ) -> KTable<K, VR> {
         let joiner: Joiner<V, VO, VR> =
             Arc::new(move |v, o| if v.is_none() && o.is_none() { None } else { Some(joiner(v, o)) });
-        self.join_tables(other, ["KTABLE-OUTERTHIS-", "KTABLE-OUTEROTHER-"], joiner)
+        self.join_tables(other, ["KTABLE-OUTERTHIS-", "KTABLE-OUTEROTHER-"], joiner, [false, false])
     }
 
     fn join_tables<VO: Data, VR: Data>(
@@ -92,6 +97,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         other: &KTable<K, VO>,
         prefixes: [&str; 2],
         joiner: Joiner<V, VO, VR>,
+        requires_other: [bool; 2],
     ) -> KTable<K, VR> {
         let this_store = self.materialized_store();
         let other_store = other.materialized_store();
@@ -107,7 +113,12 @@ impl<K: Data, V: Data> KTable<K, V> {
             .topology
             .add_processor(
                 &this_name,
-                move || TableJoinSide::<K, V, VO, VR> { other_store: s1.clone(), joiner: j1.clone(), _k: PhantomData },
+                move || TableJoinSide::<K, V, VO, VR> {
+                    other_store: s1.clone(),
+                    joiner: j1.clone(),
+                    requires_other: requires_other[0],
+                    _k: PhantomData,
+                },
                 &[&self.node],
             )
             .and_then(|t| {
@@ -116,6 +127,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     move || TableJoinSide::<K, VO, V, VR> {
                         other_store: s2.clone(),
                         joiner: flipped.clone(),
+                        requires_other: requires_other[1],
                         _k: PhantomData,
                     },
                     &[&other.node],

@@ -18,14 +18,18 @@
 //! ```
 
 mod shared;
+mod timestamped;
 mod typed;
 
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kstreams_state::{Backend, OpenedStore, StoreHandle, StoreKind, StoreSpec};
 
 pub(crate) use shared::{SharedKeyValueStore, SyncKeyValueStore};
+pub(crate) use timestamped::WithoutTimestamp;
+pub use timestamped::{ValueAndTimestamp, NO_TIMESTAMP};
 pub use typed::{CacheFlush, KeyValueStore, SessionStore, WindowStore};
 
 use crate::error::{Result, StreamsError};
@@ -34,7 +38,9 @@ use crate::record::Data;
 use crate::serde::SharedSerde;
 use crate::task::core::RegisteredStore;
 
-type TypedFactory = Arc<dyn Fn(OpenedStore, String) -> Result<Box<dyn RegisteredStore>> + Send + Sync>;
+/// Opens the typed facade over an opened store: the store, the topic its serdes see, and the task's
+/// record clock (the timestamp of the record being processed, which timestamped stores stamp).
+type TypedFactory = Arc<dyn Fn(OpenedStore, String, Arc<AtomicI64>) -> Result<Box<dyn RegisteredStore>> + Send + Sync>;
 
 /// Describes a store: its name, shape, backend, logging, caching and serdes.
 ///
@@ -91,8 +97,13 @@ impl StoreBuilder {
     }
 
     /// The typed facade over an opened bytes store; `topic` is what serdes are told (the changelog).
-    pub(crate) fn typed(&self, opened: OpenedStore, topic: String) -> Result<Box<dyn RegisteredStore>> {
-        (self.typed)(opened, topic)
+    pub(crate) fn typed(
+        &self,
+        opened: OpenedStore,
+        topic: String,
+        clock: Arc<AtomicI64>,
+    ) -> Result<Box<dyn RegisteredStore>> {
+        (self.typed)(opened, topic, clock)
     }
 }
 
@@ -123,15 +134,46 @@ impl Stores {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> StoreBuilder {
+        Self::key_value_store(name, key_serde, value_serde, false)
+    }
+
+    /// A key-value store that keeps a timestamp with each value (Kafka Streams'
+    /// `timestampedKeyValueStoreBuilder`), as the stores under the DSL's tables do: each value is
+    /// stored as a [`ValueAndTimestamp`] (8-byte big-endian timestamp, then the value's bytes).
+    /// [`KeyValueStore::put`] stamps the timestamp of the record being processed,
+    /// [`KeyValueStore::put_with_timestamp`] a given one; reads return the plain value, and
+    /// [`KeyValueStore::get_with_timestamp`] both. Interactive queries read the plain values.
+    ///
+    /// ```
+    /// use kstreams_streams::serde::Serdes;
+    /// use kstreams_streams::store::Stores;
+    /// let totals = Stores::timestamped_key_value("totals", Serdes::string(), Serdes::i64());
+    /// assert_eq!(totals.spec().name, "totals");
+    /// ```
+    pub fn timestamped_key_value<K: Data, V: Data>(
+        name: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> StoreBuilder {
+        Self::key_value_store(name, key_serde, value_serde, true)
+    }
+
+    fn key_value_store<K: Data, V: Data>(
+        name: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        timestamped: bool,
+    ) -> StoreBuilder {
         let store = name.to_string();
-        let serdes = Arc::new(StoreSerdes { key: key_serde.clone(), value: value_serde.clone() });
+        let serdes = query_serdes(key_serde.clone(), value_serde.clone(), timestamped);
         StoreBuilder {
             serdes,
             spec: spec(name, StoreKind::KeyValue),
-            typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
+            typed: Arc::new(move |opened: OpenedStore, topic, clock| match opened.store {
                 StoreHandle::KeyValue(inner) => Ok(Box::new(
                     KeyValueStore::new(inner, topic, key_serde.clone(), value_serde.clone())
-                        .with_dirty_queue(opened.dirty),
+                        .with_dirty_queue(opened.dirty)
+                        .with_clock(timestamped.then_some(clock)),
                 ) as Box<dyn RegisteredStore>),
                 _ => Err(mismatch(&store, "a key-value store")),
             }),
@@ -148,20 +190,53 @@ impl Stores {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> StoreBuilder {
+        Self::window_store(name, retention, window_size, retain_duplicates, key_serde, value_serde, false)
+    }
+
+    /// A window store that keeps a timestamp with each value, as windowed aggregations do (Kafka
+    /// Streams' `timestampedWindowStoreBuilder`); see [`timestamped_key_value`](Self::timestamped_key_value).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kstreams_streams::serde::Serdes;
+    /// use kstreams_streams::store::Stores;
+    /// let per_minute = Stores::timestamped_window(
+    ///     "per-minute", Duration::from_secs(3600), Duration::from_secs(60), Serdes::string(), Serdes::i64());
+    /// assert_eq!(per_minute.spec().name, "per-minute");
+    /// ```
+    pub fn timestamped_window<K: Data, V: Data>(
+        name: &str,
+        retention: Duration,
+        window_size: Duration,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> StoreBuilder {
+        Self::window_store(name, retention, window_size, false, key_serde, value_serde, true)
+    }
+
+    fn window_store<K: Data, V: Data>(
+        name: &str,
+        retention: Duration,
+        window_size: Duration,
+        retain_duplicates: bool,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        timestamped: bool,
+    ) -> StoreBuilder {
         let store = name.to_string();
         let size = millis(window_size);
-        let serdes = Arc::new(StoreSerdes { key: key_serde.clone(), value: value_serde.clone() });
+        let serdes = query_serdes(key_serde.clone(), value_serde.clone(), timestamped);
         StoreBuilder {
             serdes,
             spec: spec(
                 name,
                 StoreKind::Window { retention_ms: millis(retention), window_size_ms: size, retain_duplicates },
             ),
-            typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
-                StoreHandle::Window(inner) => {
-                    Ok(Box::new(WindowStore::new(inner, topic, size, key_serde.clone(), value_serde.clone()))
-                        as Box<dyn RegisteredStore>)
-                }
+            typed: Arc::new(move |opened: OpenedStore, topic, clock| match opened.store {
+                StoreHandle::Window(inner) => Ok(Box::new(
+                    WindowStore::new(inner, topic, size, key_serde.clone(), value_serde.clone())
+                        .with_clock(timestamped.then_some(clock)),
+                ) as Box<dyn RegisteredStore>),
                 _ => Err(mismatch(&store, "a window store")),
             }),
         }
@@ -179,7 +254,7 @@ impl Stores {
         StoreBuilder {
             serdes,
             spec: spec(name, StoreKind::Session { retention_ms: millis(retention) }),
-            typed: Arc::new(move |opened: OpenedStore, topic| match opened.store {
+            typed: Arc::new(move |opened: OpenedStore, topic, _clock| match opened.store {
                 StoreHandle::Session(inner) => {
                     Ok(Box::new(SessionStore::new(inner, topic, key_serde.clone(), value_serde.clone()))
                         as Box<dyn RegisteredStore>)
@@ -188,6 +263,17 @@ impl Stores {
             }),
         }
     }
+}
+
+/// The serdes interactive queries read a store with: for a timestamped store, values without their
+/// timestamps.
+fn query_serdes<K: Data, V: Data>(
+    key: SharedSerde<K>,
+    value: SharedSerde<V>,
+    timestamped: bool,
+) -> Arc<dyn ErasedStoreSerdes> {
+    let value: SharedSerde<V> = if timestamped { Arc::new(WithoutTimestamp { inner: value }) } else { value };
+    Arc::new(StoreSerdes { key, value })
 }
 
 fn spec(name: &str, kind: StoreKind) -> StoreSpec {

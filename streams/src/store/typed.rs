@@ -1,6 +1,8 @@
 //! Typed facades over bytes stores.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use kstreams_state::{DirtyQueue, KeyValueBytesStore, SessionBytesStore, SessionWindow, StateStore, WindowBytesStore};
 
@@ -8,6 +10,7 @@ use crate::error::{Result, StreamsError};
 use crate::header::Headers;
 use crate::record::Data;
 use crate::serde::SharedSerde;
+use crate::store::timestamped::{ValueAndTimestamp, NO_TIMESTAMP};
 use crate::task::core::RegisteredStore;
 use crate::windowed::{Window, Windowed};
 
@@ -16,6 +19,9 @@ struct Codec<K, V> {
     topic: String,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
+    /// For a timestamped store, the task's record clock: values are stored after an 8-byte
+    /// big-endian timestamp, by default the timestamp of the record being processed.
+    clock: Option<Arc<AtomicI64>>,
 }
 
 impl<K: Data, V: Data> Codec<K, V> {
@@ -34,10 +40,40 @@ impl<K: Data, V: Data> Codec<K, V> {
         })
     }
 
+    /// The bytes to store for `value`: stamped with the current record's timestamp if the store is
+    /// timestamped.
     fn value(&self, value: &V) -> Result<Option<Vec<u8>>> {
-        self.value_serde
+        let now = self.clock.as_ref().map_or(NO_TIMESTAMP, |c| c.load(Ordering::Relaxed));
+        self.value_at(value, now)
+    }
+
+    /// The bytes to store for `value` with `timestamp` (ignored by a store without timestamps).
+    fn value_at(&self, value: &V, timestamp: i64) -> Result<Option<Vec<u8>>> {
+        let bytes = self
+            .value_serde
             .serialize(&self.topic, &Headers::new(), value)
-            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source: Box::new(source) })
+            .map_err(|source| StreamsError::Serialization { target: self.topic.clone(), source: Box::new(source) })?;
+        if self.clock.is_none() {
+            return Ok(bytes);
+        }
+        let mut out = timestamp.to_be_bytes().to_vec();
+        out.extend(bytes.unwrap_or_default());
+        Ok(Some(out))
+    }
+
+    /// The stored bytes split into timestamp and value bytes.
+    fn split<'b>(&self, bytes: &'b [u8]) -> Result<(i64, &'b [u8])> {
+        if self.clock.is_none() {
+            return Ok((NO_TIMESTAMP, bytes));
+        }
+        match bytes.split_first_chunk::<8>() {
+            Some((ts, rest)) => Ok((i64::from_be_bytes(*ts), rest)),
+            None => Err(self.corrupt(crate::serde::SerdeError::malformed(
+                &self.topic,
+                "value-and-timestamp",
+                format!("{} bytes, expected at least 8", bytes.len()),
+            ))),
+        }
     }
 
     fn read_key(&self, bytes: &[u8]) -> Result<K> {
@@ -45,7 +81,16 @@ impl<K: Data, V: Data> Codec<K, V> {
     }
 
     fn read_value(&self, bytes: &[u8]) -> Result<V> {
-        self.value_serde.deserialize(&self.topic, &Headers::new(), Some(bytes)).map_err(|source| self.corrupt(source))
+        Ok(self.read_timestamped(bytes)?.value)
+    }
+
+    fn read_timestamped(&self, bytes: &[u8]) -> Result<ValueAndTimestamp<V>> {
+        let (timestamp, bytes) = self.split(bytes)?;
+        let value = self
+            .value_serde
+            .deserialize(&self.topic, &Headers::new(), Some(bytes))
+            .map_err(|source| self.corrupt(source))?;
+        Ok(ValueAndTimestamp { value, timestamp })
     }
 
     fn corrupt(&self, source: crate::serde::SerdeError) -> StreamsError {
@@ -120,7 +165,7 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> Self {
-        KeyValueStore { inner, codec: Codec { topic, key_serde, value_serde }, dirty: None }
+        KeyValueStore { inner, codec: Codec { topic, key_serde, value_serde, clock: None }, dirty: None }
     }
 
     /// The store's name.
@@ -136,6 +181,20 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         }
     }
 
+    /// The value of `key` with its timestamp; the timestamp is [`NO_TIMESTAMP`] in a store
+    /// without timestamps.
+    pub fn get_with_timestamp(&self, key: &K) -> Result<Option<ValueAndTimestamp<V>>> {
+        match self.inner.get(&self.codec.key(key)?)? {
+            Some(bytes) => Ok(Some(self.codec.read_timestamped(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the store keeps a timestamp with each value ([`Stores::timestamped_key_value`](super::Stores::timestamped_key_value)).
+    pub fn is_timestamped(&self) -> bool {
+        self.codec.clock.is_some()
+    }
+
     /// Like [`get`](Self::get), but a key that serializes to null is `None` (it has no entry and
     /// never will) instead of an error; joins drop or null-join such records, as Kafka Streams does.
     pub(crate) fn get_unless_null_key(&self, key: &K) -> Result<Option<Option<V>>> {
@@ -147,6 +206,13 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
     pub fn put(&mut self, key: &K, value: &V) -> Result<()> {
         let key = self.codec.key(key)?;
         let value = self.codec.value(value)?;
+        Ok(self.inner.put(&key, value.as_deref())?)
+    }
+
+    /// Stores `value` under `key` with `timestamp` (a store without timestamps ignores it).
+    pub fn put_with_timestamp(&mut self, key: &K, value: &V, timestamp: i64) -> Result<()> {
+        let key = self.codec.key(key)?;
+        let value = self.codec.value_at(value, timestamp)?;
         Ok(self.inner.put(&key, value.as_deref())?)
     }
 
@@ -186,15 +252,20 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         self.decode(self.inner.prefix_scan(&prefix)?)
     }
 
-    /// Entries whose serialized key sorts at or below `to` (raw bytes), for stores whose keys start
-    /// with an order-preserving prefix.
-    pub(crate) fn range_to_bytes(&self, to: &[u8]) -> Result<Vec<(K, V)>> {
-        self.decode(self.inner.range(None, Some(to))?)
-    }
-
     /// Every entry.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         self.decode(self.inner.all()?)
+    }
+
+    /// Every entry, with each value's timestamp ([`NO_TIMESTAMP`] in a store without timestamps).
+    pub fn all_with_timestamp(&self) -> Result<Vec<(K, ValueAndTimestamp<V>)>> {
+        self.inner
+            .all()?
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((self.codec.read_key(&k)?, self.codec.read_timestamped(&v)?))
+            })
+            .collect()
     }
 
     /// An estimate of the number of entries.
@@ -219,11 +290,18 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         entries
             .into_iter()
             .map(|e| {
+                let new = e.new_value.as_deref().map(|v| self.codec.read_timestamped(v)).transpose()?;
+                // A timestamped store's entry carries its own timestamp (an aggregate's is the
+                // largest of its records'), as Kafka Streams' `TimestampedCacheFlushListener` uses.
+                let timestamp = match &new {
+                    Some(v) if self.is_timestamped() => v.timestamp,
+                    _ => e.timestamp,
+                };
                 Ok(CacheFlush {
                     key: self.codec.read_key(&e.key)?,
-                    new: e.new_value.as_deref().map(|v| self.codec.read_value(v)).transpose()?,
+                    new: new.map(|v| v.value),
                     old: e.old_value.as_deref().map(|v| self.codec.read_value(v)).transpose()?,
-                    timestamp: e.timestamp,
+                    timestamp,
                 })
             })
             .collect()
@@ -231,6 +309,11 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 
     pub(crate) fn with_dirty_queue(mut self, dirty: Option<DirtyQueue>) -> Self {
         self.dirty = dirty;
+        self
+    }
+
+    pub(crate) fn with_clock(mut self, clock: Option<Arc<AtomicI64>>) -> Self {
+        self.codec.clock = clock;
         self
     }
 
@@ -284,7 +367,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> Self {
-        WindowStore { inner, window_size, codec: Codec { topic, key_serde, value_serde } }
+        WindowStore { inner, window_size, codec: Codec { topic, key_serde, value_serde, clock: None } }
     }
 
     /// The store's name.
@@ -298,6 +381,25 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         let key = self.codec.key(key)?;
         let value = self.codec.value(value)?;
         Ok(self.inner.put(&key, value.as_deref(), window_start)?)
+    }
+
+    /// Stores `value` with `timestamp` (ignored by a store without timestamps) for `key` in the
+    /// window starting at `window_start`; `false` if that window is past retention.
+    pub fn put_with_timestamp(&mut self, key: &K, value: &V, window_start: i64, timestamp: i64) -> Result<bool> {
+        let key = self.codec.key(key)?;
+        let value = self.codec.value_at(value, timestamp)?;
+        Ok(self.inner.put(&key, value.as_deref(), window_start)?)
+    }
+
+    /// The value of `key` in the window starting at `window_start`, with its timestamp
+    /// ([`NO_TIMESTAMP`] in a store without timestamps).
+    pub fn fetch_with_timestamp(&self, key: &K, window_start: i64) -> Result<Option<ValueAndTimestamp<V>>> {
+        self.inner.fetch(&self.codec.key(key)?, window_start)?.map(|b| self.codec.read_timestamped(&b)).transpose()
+    }
+
+    pub(crate) fn with_clock(mut self, clock: Option<Arc<AtomicI64>>) -> Self {
+        self.codec.clock = clock;
+        self
     }
 
     /// Deletes the value of `key` in the window starting at `window_start`.
@@ -321,6 +423,20 @@ impl<K: Data, V: Data> WindowStore<K, V> {
             .collect()
     }
 
+    /// Like [`fetch_range`](Self::fetch_range), with each value's timestamp.
+    pub fn fetch_range_with_timestamp(
+        &self,
+        key: &K,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Vec<(i64, ValueAndTimestamp<V>)>> {
+        self.inner
+            .fetch_range(&self.codec.key(key)?, time_from, time_to)?
+            .into_iter()
+            .map(|(start, b)| Ok((start, self.codec.read_timestamped(&b)?)))
+            .collect()
+    }
+
     /// Every window starting within `[time_from, time_to]`.
     pub fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<K>, V)>> {
         self.inner
@@ -336,6 +452,19 @@ impl<K: Data, V: Data> WindowStore<K, V> {
     /// Every retained window.
     pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
         self.fetch_all(i64::MIN, i64::MAX)
+    }
+
+    /// Every retained window, with each value's timestamp ([`NO_TIMESTAMP`] in a store without
+    /// timestamps).
+    pub fn all_with_timestamp(&self) -> Result<Vec<(Windowed<K>, ValueAndTimestamp<V>)>> {
+        self.inner
+            .fetch_all(i64::MIN, i64::MAX)?
+            .into_iter()
+            .map(|e| {
+                let window = Window::new(e.window_start, e.window_start.saturating_add(self.window_size));
+                Ok((Windowed::new(self.codec.read_key(&e.key)?, window), self.codec.read_timestamped(&e.value)?))
+            })
+            .collect()
     }
 }
 
@@ -377,7 +506,7 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> Self {
-        SessionStore { inner, codec: Codec { topic, key_serde, value_serde } }
+        SessionStore { inner, codec: Codec { topic, key_serde, value_serde, clock: None } }
     }
 
     /// The store's name.

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use kstreams_state::memory::InMemoryKeyValueStore;
@@ -15,7 +15,7 @@ use kstreams_state::{Backend, OpenedStore, StateStore, StoreHandle};
 
 use crate::error::{Result, StreamsError};
 use crate::processor::node::{ConsumedBytes, RawSource};
-use crate::store::{SharedKeyValueStore, StoreBuilder, SyncKeyValueStore};
+use crate::store::{SharedKeyValueStore, StoreBuilder, SyncKeyValueStore, NO_TIMESTAMP};
 use crate::task::core::RegisteredStore;
 use crate::topology::Topology;
 
@@ -177,7 +177,7 @@ impl GlobalEntry {
             fresh: false,
             changelog_topic: None,
         };
-        self.builder.typed(opened, self.topic.clone())
+        self.builder.typed(opened, self.topic.clone(), Arc::new(AtomicI64::new(NO_TIMESTAMP)))
     }
 }
 

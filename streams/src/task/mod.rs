@@ -142,7 +142,7 @@ impl StreamTask {
             opened.store = store;
             shared.push((spec.name.clone(), readers));
             let topic = resolve(&format!("{}-changelog", spec.name));
-            stores.insert(spec.name.clone(), builder.typed(opened, topic)?);
+            stores.insert(spec.name.clone(), builder.typed(opened, topic, record_timestamp.clone())?);
         }
         let core = TaskCore {
             task_id: id,

@@ -1,4 +1,4 @@
-//! `describe()`: the topology as Kafka Streams prints it, and as a Mermaid diagram.
+//! `describe()`: the topology as Kafka Streams prints it, and as a Mermaid or Graphviz (DOT) diagram.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -16,6 +16,7 @@ use super::{NodeKind, Topology};
 /// let text = t.describe().to_string();
 /// assert!(text.starts_with("Topologies:\n   Sub-topology: 0\n    Source: in (topics: [a])\n      --> out\n"));
 /// assert!(t.describe().to_mermaid().contains("in --> out"));
+/// assert!(t.describe().to_dot().contains("\"in\" -> \"out\";"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopologyDescription {
@@ -181,6 +182,93 @@ impl TopologyDescription {
                 }
             }
         }
+        out
+    }
+}
+
+impl TopologyDescription {
+    /// A Graphviz (DOT) digraph of the topology, for `dot -Tsvg`: one cluster per sub-topology,
+    /// processors as boxes, topics as ellipses, stores as cylinders.
+    ///
+    /// ```
+    /// use kstreams_streams::dsl::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
+    /// use kstreams_streams::serde::Serdes;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::default())
+    ///     .count(Materialized::as_("counts"))
+    ///     .to_stream()
+    ///     .to("totals", Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    /// let dot = b.build().unwrap().describe().to_dot();
+    /// assert!(dot.starts_with("digraph topology {"));
+    /// assert!(dot.contains("\"topic:clicks\" -> \"KSTREAM-SOURCE-0000000000\";"));
+    /// assert!(dot.contains("\"store:counts\" [label=\"counts\", shape=cylinder];"));
+    /// ```
+    pub fn to_dot(&self) -> String {
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut out = String::from("digraph topology {\n    rankdir=TB;\n    node [shape=box];\n");
+        let mut edges = Vec::new();
+        let node = |out: &mut String, n: &NodeDescription, edges: &mut Vec<String>| {
+            out.push_str(&format!("        {};\n", quote(&n.name)));
+            for succ in &n.successors {
+                edges.push(format!("    {} -> {};\n", quote(&n.name), quote(succ)));
+            }
+            match &n.kind {
+                Kind::Source { topics } => {
+                    for t in topics {
+                        edges.push(format!("    {} -> {};\n", quote(&format!("topic:{t}")), quote(&n.name)));
+                    }
+                }
+                Kind::Sink { topic: Some(t) } => {
+                    edges.push(format!("    {} -> {};\n", quote(&n.name), quote(&format!("topic:{t}"))));
+                }
+                Kind::Sink { topic: None } => {}
+                Kind::Processor { stores } => {
+                    for s in stores {
+                        edges.push(format!("    {} -> {} [dir=none];\n", quote(&n.name), quote(&format!("store:{s}"))));
+                    }
+                }
+            }
+        };
+        let mut topics = std::collections::BTreeSet::new();
+        let mut stores = std::collections::BTreeSet::new();
+        let mut collect = |n: &NodeDescription| match &n.kind {
+            Kind::Source { topics: t } => topics.extend(t.iter().cloned()),
+            Kind::Sink { topic: Some(t) } => {
+                topics.insert(t.clone());
+            }
+            Kind::Sink { topic: None } => {}
+            Kind::Processor { stores: s } => stores.extend(s.iter().cloned()),
+        };
+        for sub in &self.subtopologies {
+            out.push_str(&format!("    subgraph cluster_{} {{\n        label=\"Sub-topology {}\";\n", sub.id, sub.id));
+            for n in &sub.nodes {
+                node(&mut out, n, &mut edges);
+                collect(n);
+            }
+            out.push_str("    }\n");
+        }
+        for global in &self.global_stores {
+            out.push_str(&format!(
+                "    subgraph cluster_{} {{\n        label=\"Sub-topology {} (global store)\";\n",
+                global.id, global.id
+            ));
+            for n in [&global.source, &global.processor] {
+                node(&mut out, n, &mut edges);
+                collect(n);
+            }
+            out.push_str("    }\n");
+        }
+        for t in &topics {
+            out.push_str(&format!("    {} [label={}, shape=ellipse];\n", quote(&format!("topic:{t}")), quote(t)));
+        }
+        for s in &stores {
+            out.push_str(&format!("    {} [label={}, shape=cylinder];\n", quote(&format!("store:{s}")), quote(s)));
+        }
+        for e in edges {
+            out.push_str(&e);
+        }
+        out.push_str("}\n");
         out
     }
 }

@@ -726,7 +726,8 @@ impl Topology {
         Ok(counts)
     }
 
-    /// The topology in Kafka Streams' `describe()` layout; `Display` prints it, `to_mermaid` draws it.
+    /// The topology in Kafka Streams' `describe()` layout; `Display` prints it, `to_mermaid` and `to_dot`
+    /// draw it.
     pub fn describe(&self) -> TopologyDescription {
         TopologyDescription::new(self)
     }
